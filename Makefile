@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME := $(CURDIR)/dagster_home
+
+.PHONY: install demo dev test serve-source clean
+
+$(VENV)/.installed: setup.py pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/sales-pipeline demo --days 3
+
+dev: install
+	$(BIN)/dagster dev -w workspace.yaml
+
+test: install
+	$(BIN)/pytest
+
+serve-source: install
+	$(BIN)/sales-pipeline serve-source
+
+clean:
+	rm -rf .sales_data dagster_home/storage dagster_home/history dagster_home/schedules dagster_home/logs

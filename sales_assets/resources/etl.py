@@ -1,0 +1,132 @@
+"""The ETL engine: the unmodified ``glue_scripts/*.py`` run through Dagster Pipes.
+
+``local`` runs a script as a PySpark subprocess (``PipesSubprocessClient``);
+``aws`` starts the same script as a Glue job (dagster-aws ``PipesGlueClient``).
+Either way the script reports its materializations and logs back over Pipes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from pathlib import Path
+
+import dagster as dg
+from pydantic import Field
+
+GLUE_SCRIPTS_DIR = Path(__file__).resolve().parents[2] / "glue_scripts"
+MIN_JAVA_MAJOR = 17
+JAVA_HELP = (
+    "PySpark needs Java {minimum}+ and {found}. Install a JDK/JRE 17 or newer "
+    "(Debian/Ubuntu: `apt-get install openjdk-17-jre-headless`; macOS: `brew install openjdk@17`) "
+    "and make `java` available on PATH or set JAVA_HOME."
+)
+
+
+class JavaMissingError(RuntimeError):
+    """Java is absent or too old for PySpark; the message says what to install."""
+
+
+def java_major_version(java: str) -> int | None:
+    try:
+        probe = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', probe.stderr + probe.stdout)
+    if not match:
+        return None
+    major = int(match.group(1))
+    # Java 8 and older report themselves as "1.8".
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def require_java(environ: Mapping[str, str] | None = None) -> str:
+    """Path of a usable ``java`` (17+), or :class:`JavaMissingError` with one clear line."""
+    environ = os.environ if environ is None else environ
+    java_home = environ.get("JAVA_HOME")
+    candidates = [str(Path(java_home) / "bin" / "java")] if java_home else []
+    on_path = shutil.which("java", path=environ.get("PATH"))
+    if on_path:
+        candidates.append(on_path)
+    for java in candidates:
+        if not Path(java).exists():
+            continue
+        major = java_major_version(java)
+        if major is not None and major >= MIN_JAVA_MAJOR:
+            return java
+        if major is not None:
+            raise JavaMissingError(JAVA_HELP.format(minimum=MIN_JAVA_MAJOR, found=f"found Java {major} at {java}"))
+    raise JavaMissingError(JAVA_HELP.format(minimum=MIN_JAVA_MAJOR, found="no `java` was found"))
+
+
+class EtlResource(dg.ConfigurableResource, ABC):
+    """Runs one script of ``glue_scripts/`` with Glue-style ``--name value`` arguments."""
+
+    @abstractmethod
+    def run_script(
+        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str]
+    ) -> dg.PipesClientCompletedInvocation: ...
+
+
+class LocalSparkEtlResource(EtlResource):
+    """The Glue script as a local PySpark subprocess speaking Dagster Pipes."""
+
+    scripts_dir: str = Field(default=str(GLUE_SCRIPTS_DIR))
+    python_executable: str = Field(default=sys.executable)
+    spark_driver_memory: str = Field(default="2g", description="spark.driver.memory of the local job")
+
+    def run_script(
+        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str]
+    ) -> dg.PipesClientCompletedInvocation:
+        try:
+            require_java()
+        except JavaMissingError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
+        script_path = Path(self.scripts_dir) / script
+        if not script_path.is_file():
+            raise dg.Failure(description=f"Glue script not found: {script_path}", allow_retries=False)
+        command = [self.python_executable, str(script_path)]
+        for name, value in arguments.items():
+            command += [f"--{name}", value]
+        env = {
+            "PYSPARK_PYTHON": self.python_executable,
+            "PYSPARK_DRIVER_PYTHON": self.python_executable,
+            "SALES_SPARK_DRIVER_MEMORY": self.spark_driver_memory,
+        }
+        return dg.PipesSubprocessClient(env=env).run(command=command, context=context)
+
+
+class GlueEtlResource(EtlResource):
+    """The Glue script as an AWS Glue job, launched and followed by dagster-aws's ``PipesGlueClient``.
+
+    The Pipes context travels through S3 (``pipes_bucket``) and the script's
+    messages come back from CloudWatch Logs, as dagster-aws documents.
+    """
+
+    job_name: str = Field(description="Name of the Glue job whose script is glue_scripts/<script>.")
+    pipes_bucket: str = Field(description="S3 bucket for the Pipes context handed to the job.")
+    region_name: str | None = None
+    endpoint_url: str | None = Field(default=None, description="For tests against moto.")
+
+    def _boto_client(self, service: str):
+        import boto3
+
+        return boto3.client(service, region_name=self.region_name, endpoint_url=self.endpoint_url)
+
+    def run_script(
+        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str]
+    ) -> dg.PipesClientCompletedInvocation:
+        from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient, PipesS3ContextInjector
+
+        client = PipesGlueClient(
+            client=self._boto_client("glue"),
+            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=self._boto_client("s3")),
+            message_reader=PipesCloudWatchMessageReader(client=self._boto_client("logs")),
+        )
+        job_arguments = {f"--{name}": value for name, value in arguments.items()}
+        return client.run(context=context, start_job_run_params={"JobName": self.job_name, "Arguments": job_arguments})

@@ -1,0 +1,154 @@
+"""The configuration surface: the only module that reads ``os.environ``.
+
+Every setting has a local default so that a fresh clone runs with no cloud
+account. Values are validated here, once, so a typo fails at load time with a
+message naming the variable rather than deep inside a run. Secrets are kept out
+of ``repr`` so they never reach logs or asset metadata.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+ENVIRONMENTS = ("local", "aws")
+DEFAULT_DATA_DIR = Path(".sales_data")
+DEFAULT_PARTITION_START = "2020-01-01"
+DEFAULT_DEMO_ORDERS_PER_DAY = 400
+SECRET_FIELDS = frozenset({"source_token", "aws_redshift_password"})
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _parse_date(name: str, value: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a date in YYYY-MM-DD form, got {value!r}") from exc
+
+
+def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
+    if not minimum <= number <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def _local_path(value: str) -> str:
+    # Resolved once so that the Pipes subprocess and every step agree on the
+    # same folder whatever their working directory.
+    return str(Path(value).expanduser().resolve())
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Validated configuration; see ARCHITECTURE.md's table for the meaning of each value."""
+
+    env: str = "local"
+    source_url: str | None = None
+    source_token: str | None = dataclasses.field(default=None, repr=False)
+    lake_root: str = _local_path(str(DEFAULT_DATA_DIR / "lake"))
+    catalog_path: str = _local_path(str(DEFAULT_DATA_DIR / "catalog.sqlite"))
+    warehouse_path: str = _local_path(str(DEFAULT_DATA_DIR / "warehouse.duckdb"))
+    partition_start: dt.date = dt.date.fromisoformat(DEFAULT_PARTITION_START)
+    demo_orders_per_day: int = DEFAULT_DEMO_ORDERS_PER_DAY
+    schedule_hour_utc: int = 2
+    # aws only
+    aws_region: str | None = None
+    aws_glue_job: str = "sales-curate-orders"
+    aws_glue_crawler: str | None = None
+    aws_pipes_bucket: str | None = None
+    aws_redshift_host: str | None = None
+    aws_redshift_port: int = 5439
+    aws_redshift_database: str = "dev"
+    aws_redshift_user: str | None = None
+    aws_redshift_password: str | None = dataclasses.field(default=None, repr=False)
+    aws_redshift_iam_role_arn: str | None = None
+    aws_sns_topic_arn: str | None = None
+
+    @property
+    def lake_is_s3(self) -> bool:
+        return self.lake_root.startswith("s3://")
+
+    def public_dict(self) -> dict[str, object]:
+        """Settings safe to print or attach as metadata: secrets are reduced to set/unset."""
+        out: dict[str, object] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in SECRET_FIELDS:
+                out[field.name] = "<set>" if value else "<unset>"
+            else:
+                out[field.name] = value.isoformat() if isinstance(value, dt.date) else value
+        return out
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration from ``environ`` (default: the process environment)."""
+    env_vars = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env_vars.get(name)
+        return value.strip() if value and value.strip() else None
+
+    env = (get("SALES_PIPELINE_ENV") or "local").lower()
+    if env not in ENVIRONMENTS:
+        raise SettingsError(f"SALES_PIPELINE_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
+
+    lake_root = get("SALES_LAKE_ROOT") or str(DEFAULT_DATA_DIR / "lake")
+    if not lake_root.startswith("s3://"):
+        lake_root = _local_path(lake_root)
+    elif env == "local":
+        raise SettingsError("SALES_LAKE_ROOT is an s3:// URI but SALES_PIPELINE_ENV is local; set it to aws")
+    if env == "aws" and not lake_root.startswith("s3://"):
+        raise SettingsError("SALES_PIPELINE_ENV=aws needs SALES_LAKE_ROOT=s3://bucket/prefix")
+
+    source_url = get("SALES_SOURCE_URL")
+    if source_url and not source_url.startswith(("http://", "https://")):
+        raise SettingsError(f"SALES_SOURCE_URL must start with http:// or https://, got {source_url!r}")
+    if env == "aws" and not source_url:
+        raise SettingsError("SALES_PIPELINE_ENV=aws needs SALES_SOURCE_URL (the bundled demo source is local only)")
+
+    values: dict[str, object] = {
+        "env": env,
+        "source_url": source_url.rstrip("/") if source_url else None,
+        "source_token": get("SALES_SOURCE_TOKEN"),
+        "lake_root": lake_root.rstrip("/"),
+        "catalog_path": _local_path(get("SALES_CATALOG_PATH") or str(DEFAULT_DATA_DIR / "catalog.sqlite")),
+        "warehouse_path": _local_path(get("SALES_WAREHOUSE_PATH") or str(DEFAULT_DATA_DIR / "warehouse.duckdb")),
+        "partition_start": _parse_date(
+            "SALES_PARTITION_START", get("SALES_PARTITION_START") or DEFAULT_PARTITION_START
+        ),
+        "demo_orders_per_day": _parse_int(
+            "SALES_DEMO_ORDERS_PER_DAY",
+            get("SALES_DEMO_ORDERS_PER_DAY") or str(DEFAULT_DEMO_ORDERS_PER_DAY),
+            minimum=0,
+            maximum=10_000_000,
+        ),
+        "schedule_hour_utc": _parse_int(
+            "SALES_SCHEDULE_HOUR_UTC", get("SALES_SCHEDULE_HOUR_UTC") or "2", minimum=0, maximum=23
+        ),
+        "aws_region": get("SALES_AWS_REGION"),
+        "aws_glue_job": get("SALES_AWS_GLUE_JOB") or "sales-curate-orders",
+        "aws_glue_crawler": get("SALES_AWS_GLUE_CRAWLER"),
+        "aws_pipes_bucket": get("SALES_AWS_PIPES_BUCKET"),
+        "aws_redshift_host": get("SALES_AWS_REDSHIFT_HOST"),
+        "aws_redshift_port": _parse_int(
+            "SALES_AWS_REDSHIFT_PORT", get("SALES_AWS_REDSHIFT_PORT") or "5439", minimum=1, maximum=65535
+        ),
+        "aws_redshift_database": get("SALES_AWS_REDSHIFT_DATABASE") or "dev",
+        "aws_redshift_user": get("SALES_AWS_REDSHIFT_USER"),
+        "aws_redshift_password": get("SALES_AWS_REDSHIFT_PASSWORD"),
+        "aws_redshift_iam_role_arn": get("SALES_AWS_REDSHIFT_IAM_ROLE_ARN"),
+        "aws_sns_topic_arn": get("SALES_AWS_SNS_TOPIC_ARN"),
+    }
+    if values["source_url"] and not values["source_token"]:
+        raise SettingsError("SALES_SOURCE_URL is set but SALES_SOURCE_TOKEN is not")
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,396 @@
+"""Client of the Sales Source API contract (any server speaking it, not only the demo).
+
+What a caller may rely on:
+- `SalesSourceClient.iter_pages(order_date)` yields `Page`s 1, 2, ... of one day in the
+  server's listing order, each exactly once; it raises `SourcePaginationError` on a
+  repeated or empty cursor, or beyond `max_pages`.
+- `Page.jsonl_bytes()` is the landing file body: one line per order, each line the
+  record's JSON text exactly as received (re-serialized losslessly only when the server
+  pretty-printed it across lines), so numbers never pass through a binary float.
+- 429, 5xx, 408, connection errors, timeouts and unparseable bodies are retried with
+  exponential backoff and jitter, honouring Retry-After (seconds or HTTP-date), clamped to
+  `max_retry_after`; exhausted retries raise `SourceTransientError`. Any other non-200
+  answer (400, 401, 403, 404, ...) raises `SourceClientError` at once.
+- No message, exception or repr ever contains the token.
+"""
+from __future__ import annotations
+
+import email.utils
+import json
+import random
+import re
+import time
+from dataclasses import dataclass
+from datetime import date, timezone
+from typing import Any, Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from sales_assets.source import contract
+
+URL_ENV_VAR = "SALES_SOURCE_URL"
+TOKEN_ENV_VAR = "SALES_SOURCE_TOKEN"
+DEFAULT_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds
+DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_MAX_RETRY_AFTER = 60.0
+DEFAULT_MAX_PAGES = 100_000
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_MAX_SECONDS = 30.0
+USER_AGENT = "sales-assets-source-client/1.0"
+_MAX_SERVER_MESSAGE = 300
+
+_TRANSIENT_EXCEPTIONS = (
+    requests.ConnectionError,  # includes ConnectTimeout
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+
+
+class SourceError(Exception):
+    """Base of every error this client raises."""
+
+
+class SourceTransientError(SourceError):
+    """The source kept failing in a way that may heal (5xx, 429, network, bad body)."""
+
+
+class SourceClientError(SourceError):
+    """The source refused the request (400/401/403/404...): configuration, not luck."""
+
+
+class SourcePaginationError(SourceError):
+    """The source's cursors do not lead to an end (repeated/empty cursor, too many pages)."""
+
+
+class _InvalidResponse(ValueError):
+    """A 200 whose body is not the contract's JSON (retried like a 5xx)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a day's listing.
+
+    `number` is 1-based; `records` are the parsed orders (JSON values, fractional numbers
+    as exact `contract.JsonNumber` Decimals); `body_lines` holds one JSON text per record
+    (no newline), aligned with `records`; `body` is the response body as received;
+    `cursor` is the cursor this page was requested with (None for page 1).
+    """
+
+    number: int
+    records: list[Any]
+    body_lines: tuple[bytes, ...]
+    next_cursor: str | None
+    as_of: str | None
+    cursor: str | None
+    body: bytes
+
+    def jsonl_bytes(self) -> bytes:
+        """The landing file's bytes: each record's JSON text followed by a newline."""
+        return b"".join(line + b"\n" for line in self.body_lines)
+
+    @property
+    def record_count(self) -> int:
+        return len(self.records)
+
+    @property
+    def line_units(self) -> int:
+        """Line units of the page's records (the manifest's `lines`)."""
+        return sum(contract.line_units(record) for record in self.records)
+
+
+def split_page_body(body: bytes) -> tuple[dict[str, Any], list[tuple[Any, bytes]]]:
+    """Parse a page body; return its top-level fields and, per `data` item, (value, JSON line).
+
+    Each JSON line is the item's exact text from the body when it holds no line break
+    (JSON strings cannot), else the item re-serialized by `contract.dumps_exact`.
+    Raises `_InvalidResponse` when the body is not a JSON object with a `data` array.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _InvalidResponse(f"body is not UTF-8: {exc}") from None
+    decoder = contract.EXACT_DECODER
+    fields: dict[str, Any] = {}
+    items: list[tuple[Any, bytes]] | None = None
+
+    def skip(pos: int) -> int:
+        return _WHITESPACE.match(text, pos).end()
+
+    def expect(pos: int, char: str) -> int:
+        if not text.startswith(char, pos):
+            raise _InvalidResponse(f"expected {char!r} at offset {pos} of the body")
+        return skip(pos + 1)
+
+    try:
+        pos = expect(skip(0), "{")
+        if text.startswith("}", pos):
+            pos = skip(pos + 1)
+        else:
+            while True:
+                if not text.startswith('"', pos):
+                    raise _InvalidResponse(f"expected a key at offset {pos} of the body")
+                key, pos = decoder.raw_decode(text, pos)
+                pos = expect(skip(pos), ":")
+                if key == "data" and text.startswith("[", pos):
+                    items, pos = _split_array(text, pos)
+                    fields["data"] = [value for value, _line in items]
+                else:
+                    fields[key], pos = decoder.raw_decode(text, pos)
+                pos = skip(pos)
+                if text.startswith(",", pos):
+                    pos = skip(pos + 1)
+                    continue
+                pos = expect(pos, "}")
+                break
+        if pos != len(text):
+            raise _InvalidResponse(f"unexpected text after the JSON object at offset {pos}")
+    except _InvalidResponse:
+        raise
+    except ValueError as exc:  # JSONDecodeError, NaN/Infinity, huge int
+        raise _InvalidResponse(f"body is not valid JSON: {exc}") from None
+    if items is None or not isinstance(fields.get("data"), list):
+        raise _InvalidResponse("body has no data array")
+    return fields, items
+
+
+def _split_array(text: str, pos: int) -> tuple[list[tuple[Any, bytes]], int]:
+    decoder = contract.EXACT_DECODER
+    items: list[tuple[Any, bytes]] = []
+    pos = _WHITESPACE.match(text, pos + 1).end()
+    if text.startswith("]", pos):
+        return items, pos + 1
+    while True:
+        value, end = decoder.raw_decode(text, pos)
+        raw = text[pos:end]
+        if "\n" in raw or "\r" in raw:
+            raw = contract.dumps_exact(value)
+        items.append((value, raw.encode("utf-8")))
+        pos = _WHITESPACE.match(text, end).end()
+        if text.startswith(",", pos):
+            pos = _WHITESPACE.match(text, pos + 1).end()
+        elif text.startswith("]", pos):
+            return items, pos + 1
+        else:
+            raise _InvalidResponse(f"expected ',' or ']' at offset {pos} of the body")
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - now)
+
+
+def _display_url(url: str) -> str:
+    """The URL without credentials or query, safe for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+class SalesSourceClient:
+    """A Sales Source API client over one `requests.Session`.
+
+    `timeout` is (connect, read) seconds per request; `max_attempts` counts every try of
+    one request; `sleep` and `rng` are injectable so tests never wait; `clock` gives the
+    epoch seconds used to read HTTP-date Retry-After values.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        page_size: int = contract.DEFAULT_PAGE_SIZE,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        sleep: Callable[[float], None] = time.sleep,
+        *,
+        backoff_base: float = BACKOFF_BASE_SECONDS,
+        backoff_max: float = BACKOFF_MAX_SECONDS,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+        session: requests.Session | None = None,
+    ) -> None:
+        parts = urlsplit(base_url or "")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{URL_ENV_VAR} must be an http(s) URL, got {_display_url(base_url or '')!r}")
+        if not token:
+            raise ValueError(f"{TOKEN_ENV_VAR} is empty: the source needs a bearer token")
+        if not contract.MIN_PAGE_SIZE <= page_size <= contract.MAX_PAGE_SIZE:
+            raise ValueError(f"page_size must be within {contract.MIN_PAGE_SIZE}..{contract.MAX_PAGE_SIZE}")
+        if max_attempts < 1 or max_pages < 1:
+            raise ValueError("max_attempts and max_pages must be >= 1")
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.page_size = page_size
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_retry_after = max_retry_after
+        self.max_pages = max_pages
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+
+    def __repr__(self) -> str:
+        return f"SalesSourceClient(base_url={_display_url(self.base_url)!r}, page_size={self.page_size})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "SalesSourceClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- public calls -------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """GET /v1/health (no token sent); the parsed body, whose status is "ok"."""
+
+        def parse(body: bytes) -> dict[str, Any]:
+            try:
+                payload = contract.loads_exact(body)
+            except ValueError as exc:
+                raise _InvalidResponse(f"health body is not JSON: {exc}") from None
+            if not isinstance(payload, dict) or payload.get("status") != "ok":
+                raise _InvalidResponse(f"health body is not {{'status': 'ok'}}: {str(payload)[:100]}")
+            return payload
+
+        return self._request(contract.HEALTH_PATH, {}, parse, authenticated=False)
+
+    def iter_pages(self, order_date: date | str) -> Iterator[Page]:
+        """Every page of one UTC day, in order; see the module docstring for guarantees."""
+        day = order_date.isoformat() if isinstance(order_date, date) else date.fromisoformat(order_date).isoformat()
+        cursor: str | None = None
+        seen: set[str] = set()
+        number = 0
+        while True:
+            number += 1
+            params = {"date": day, "page_size": str(self.page_size)}
+            if cursor is not None:
+                params["cursor"] = cursor
+            page = self._request(contract.ORDERS_PATH, params,
+                                 lambda body, n=number, c=cursor: _parse_page(body, n, c))
+            next_cursor = page.next_cursor
+            if next_cursor is not None:
+                if next_cursor == "":
+                    raise SourcePaginationError(f"page {number} of {day} has an empty next_cursor")
+                if next_cursor in seen:
+                    raise SourcePaginationError(
+                        f"page {number} of {day} repeats an earlier cursor: the source's paging loops")
+                if number >= self.max_pages:
+                    raise SourcePaginationError(
+                        f"{day} has more than max_pages={self.max_pages} pages; raise max_pages or page_size")
+                seen.add(next_cursor)
+            yield page
+            if next_cursor is None:
+                return
+            cursor = next_cursor
+
+    # -- transport ----------------------------------------------------------------------------
+
+    def _request(self, path: str, params: dict[str, str], parse: Callable[[bytes], Any],
+                 authenticated: bool = True) -> Any:
+        url = self.base_url + path
+        headers = {"Accept": "application/json"}
+        if authenticated:
+            headers["Authorization"] = f"Bearer {self._token}"
+        what = f"GET {path}" + (f" date={params['date']}" if "date" in params else "")
+        last_problem = ""
+        for attempt in range(1, self.max_attempts + 1):
+            retry_after = None
+            try:
+                response = self._session.get(url, params=params, headers=headers, timeout=self.timeout)
+            except _TRANSIENT_EXCEPTIONS as exc:
+                last_problem = f"{type(exc).__name__}"
+            else:
+                status = response.status_code
+                if status == 200:
+                    try:
+                        return parse(response.content)
+                    except _InvalidResponse as exc:
+                        last_problem = f"invalid response body ({exc})"
+                elif status == 429 or status == 408 or status >= 500:
+                    last_problem = f"HTTP {status}"
+                    retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
+                elif 400 <= status < 500:
+                    raise SourceClientError(self._client_error_message(status, response, what))
+                else:
+                    last_problem = f"unexpected HTTP {status}"
+            if attempt == self.max_attempts:
+                break
+            self._sleep(self._delay(attempt, retry_after))
+        raise SourceTransientError(self._redact(
+            f"sales source at {_display_url(self.base_url)} still failing after {self.max_attempts} "
+            f"attempts of {what}: {last_problem}. Check that {URL_ENV_VAR} points at a healthy source."))
+
+    def _delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds before the next try: the server's Retry-After (clamped) or backoff+jitter."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.max_retry_after)
+        backoff = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
+        # "Equal jitter": at least half the backoff, so retries still spread out.
+        return backoff / 2 + self._rng.random() * backoff / 2
+
+    def _client_error_message(self, status: int, response: requests.Response, what: str) -> str:
+        server_says = ""
+        try:
+            payload = json.loads(response.content)
+            if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+                server_says = payload["error"][:_MAX_SERVER_MESSAGE]
+        except ValueError:
+            pass
+        where = _display_url(self.base_url)
+        if status in (401, 403):
+            hint = (f"the source did not accept the bearer token; check {TOKEN_ENV_VAR} "
+                    f"(and that {URL_ENV_VAR} is the source the token belongs to)")
+        elif status == 404:
+            hint = f"no such endpoint; check that {URL_ENV_VAR} is the base URL of a Sales Source API"
+        else:
+            hint = (f"the request was rejected; check {URL_ENV_VAR} points at a source speaking "
+                    f"this contract version and the token in {TOKEN_ENV_VAR} is valid")
+        detail = f" (source says: {server_says})" if server_says else ""
+        return self._redact(f"sales source at {where} answered HTTP {status} to {what}{detail}: {hint}.")
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+
+def _parse_page(body: bytes, number: int, cursor: str | None) -> Page:
+    fields, items = split_page_body(body)
+    if "next_cursor" not in fields:
+        raise _InvalidResponse("body has no next_cursor")
+    next_cursor = fields["next_cursor"]
+    if next_cursor is not None and not isinstance(next_cursor, str):
+        raise _InvalidResponse("next_cursor is neither a string nor null")
+    as_of = fields.get("as_of")
+    return Page(
+        number=number,
+        records=[value for value, _line in items],
+        body_lines=tuple(line for _value, line in items),
+        next_cursor=next_cursor,
+        as_of=as_of if isinstance(as_of, str) else None,
+        cursor=cursor,
+        body=body,
+    )

@@ -1,0 +1,210 @@
+"""Day-replace loader: curated parquet days -> the `sales` warehouse schema.
+
+Engine-agnostic: every function takes a `WarehouseSession` from a `WarehouseResource`
+(DuckDB locally, Redshift on AWS) and runs the named statements of `warehouse/sql/`.
+
+Callers may rely on:
+- `ensure_schema(session)` is idempotent (CREATE ... IF NOT EXISTS only).
+- `load_days(session, lake_root, days)` replaces each given day in ONE transaction: the day's
+  previous fact rows are deleted and the staged curated lines inserted, dimensions upserted
+  (latest `updated_at` wins), calendar years of the days replaced. Any failure rolls the whole
+  transaction back, so any number of re-runs leaves exactly one copy of a day. A day folder
+  without parquet files (zero valid lines) still replaces the day, with nothing.
+- `fact_figures`, `duplicate_fact_keys`, `orphan_fact_rows` are read-only and work on a
+  read-only session.
+"""
+from __future__ import annotations
+
+import calendar
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sales_assets.resources.warehouse import WarehouseSession
+
+SCHEMA_STATEMENTS = (
+    "create_schema",
+    "create_fact_sales",
+    "create_dim_customer",
+    "create_dim_product",
+    "create_dim_date",
+)
+# curated table -> staging table (both allow-listed identifiers), with their DDL statements.
+STAGES = {
+    "order_lines": "stage_order_lines",
+    "dim_customer": "stage_dim_customer",
+    "dim_product": "stage_dim_product",
+}
+CURATED_FOLDER = "curated"
+PARTITION_KEY = "order_date"
+ZERO_MONEY = Decimal("0.00")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoadReport:
+    """What one `load_days` call did.
+
+    `rows_inserted` counts rows written per warehouse table (dimension rows only when new or
+    newer; dim_date counts every calendar row replaced); `lines_per_day` is the fact rows now
+    held for each loaded day; `days_without_files` lists days whose curated order_lines folder
+    held no parquet file (replaced by nothing).
+    """
+
+    days: tuple[dt.date, ...]
+    rows_inserted: dict[str, int]
+    lines_per_day: dict[dt.date, int]
+    days_without_files: tuple[dt.date, ...]
+
+
+def ensure_schema(session: WarehouseSession) -> None:
+    """Create the `sales` schema and its tables when absent."""
+    for name in SCHEMA_STATEMENTS:
+        session.execute(name)
+
+
+def curated_day_location(lake_root: str, table: str, day: dt.date) -> str:
+    """`<lake_root>/curated/<table>/order_date=YYYY-MM-DD/` for an allow-listed table.
+
+    This is where lake locations are built; the Redshift session additionally validates the
+    result before it enters a COPY statement (the only value ever placed in SQL text).
+    """
+    if table not in STAGES:
+        raise ValueError(f"unknown curated table {table!r} (allowed: {sorted(STAGES)})")
+    if not isinstance(day, dt.date) or isinstance(day, dt.datetime):
+        raise TypeError(f"day must be a datetime.date, got {day!r}")
+    root = str(lake_root).rstrip("/")
+    return f"{root}/{CURATED_FOLDER}/{table}/{PARTITION_KEY}={day.isoformat()}/"
+
+
+def calendar_rows(years: Iterable[int]) -> list[dict]:
+    """dim_date rows for every day of the given years (ISO week and weekday, 1 = Monday)."""
+    rows = []
+    for year in sorted(set(years)):
+        day = dt.date(year, 1, 1)
+        while day.year == year:
+            iso = day.isocalendar()
+            rows.append(
+                {
+                    "date_key": day,
+                    "year": day.year,
+                    "quarter": (day.month - 1) // 3 + 1,
+                    "month": day.month,
+                    "month_name": calendar.month_name[day.month],
+                    "day_of_month": day.day,
+                    "iso_year": iso.year,
+                    "iso_week": iso.week,
+                    "day_of_week": iso.weekday,
+                    "day_name": calendar.day_name[iso.weekday - 1],
+                    "is_weekend": iso.weekday >= 6,
+                }
+            )
+            day += dt.timedelta(days=1)
+    return rows
+
+
+def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]) -> LoadReport:
+    """Replace `days` in the warehouse with their curated parquet (see module docstring)."""
+    days = tuple(sorted(set(days)))
+    if not days:
+        raise ValueError("load_days needs at least one day")
+    ensure_schema(session)
+
+    # Staging happens before the transaction: a COPY/read failure leaves the warehouse untouched.
+    files_per_stage: dict[str, int] = {}
+    days_without_files = []
+    for table, stage in STAGES.items():
+        session.execute(f"drop_{stage}")
+        session.execute(stage)
+        files = 0
+        for day in days:
+            count = session.stage_parquet(stage, [curated_day_location(lake_root, table, day)])
+            if table == "order_lines" and count == 0:
+                days_without_files.append(day)
+            files += count
+        files_per_stage[stage] = files
+
+    staged_per_day = {row[0]: int(row[1]) for row in session.execute("stage_order_lines_days")}
+    strays = sorted(d for d in staged_per_day if d not in days)
+    if strays:
+        # Inserting them would create a second copy of a day this load does not replace.
+        raise ValueError(f"curated order_lines of {list(days)} hold rows dated {strays}")
+
+    loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # warehouse stores UTC
+    stamp = {"loaded_at": loaded_at}
+    years = sorted({day.year for day in days})
+    calendar_keys = calendar_rows(years)
+    inserted: dict[str, int] = {}
+    with session.transaction():
+        for day in days:
+            session.execute_count("delete_fact_days", {"sale_date": day})
+        inserted["fact_sales"] = session.execute_count("insert_fact_from_stage", stamp)
+        session.execute_count("delete_dim_customer_superseded")
+        inserted["dim_customer"] = session.execute_count("upsert_dim_customer", stamp)
+        session.execute_count("delete_dim_product_superseded")
+        inserted["dim_product"] = session.execute_count("upsert_dim_product", stamp)
+        for year in years:
+            session.execute_count(
+                "delete_dim_date_range", {"first_day": dt.date(year, 1, 1), "last_day": dt.date(year, 12, 31)}
+            )
+        session.executemany("insert_dim_date", calendar_keys)
+        inserted["dim_date"] = len(calendar_keys)
+
+    return LoadReport(
+        days=days,
+        rows_inserted=inserted,
+        lines_per_day={day: staged_per_day.get(day, 0) for day in days},
+        days_without_files=tuple(days_without_files),
+    )
+
+
+def fact_figures(session: WarehouseSession, days: Sequence[dt.date]) -> dict[dt.date, tuple[int, Decimal]]:
+    """(line count, exact Decimal sum of net) of fact_sales per day; (0, 0.00) for empty days."""
+    figures = {}
+    for day in sorted(set(days)):
+        count, net = session.execute("fact_day_figures", {"sale_date": day})[0]
+        figures[day] = (int(count), ZERO_MONEY if net is None else Decimal(net).quantize(ZERO_MONEY))
+    return figures
+
+
+def duplicate_fact_keys(session: WarehouseSession, days: Sequence[dt.date]) -> int:
+    """Number of distinct (order_id, line_number) keys of these days held more than once.
+
+    A key counts whether its other copy is on the same day or on any other day.
+    """
+    keys: set[tuple] = set()
+    for day in sorted(set(days)):
+        keys.update(tuple(row) for row in session.execute("duplicate_fact_keys", {"sale_date": day}))
+    return len(keys)
+
+
+def orphan_fact_rows(session: WarehouseSession, days: Sequence[dt.date]) -> int:
+    """Fact rows of these days without their dim_customer or dim_product row."""
+    return sum(int(session.execute("orphan_fact_rows", {"sale_date": day})[0][0]) for day in sorted(set(days)))
+
+
+WAREHOUSE_TABLES = ("fact_sales", "dim_customer", "dim_product", "dim_date")
+
+
+def table_row_counts(session: WarehouseSession) -> dict[str, int]:
+    """Rows currently held by each warehouse table."""
+    return {name: int(count) for name, count in session.execute("table_row_counts")}
+
+
+def table_schemas() -> dict[str, list[tuple[str, str]]]:
+    """(column, Redshift type) of each warehouse table, read from its CREATE statement.
+
+    The DDL is the single source of the schema, so metadata cannot drift from it.
+    """
+    from sqlglot import exp
+
+    from sales_assets.warehouse.transpile import parse_redshift, redshift_sql
+
+    schemas = {}
+    for table in WAREHOUSE_TABLES:
+        tree = parse_redshift(redshift_sql(f"create_{table}"), f"create_{table}.sql")
+        schemas[table] = [
+            (column.name, column.args["kind"].sql(dialect="redshift"))
+            for column in tree.find_all(exp.ColumnDef)
+        ]
+    return schemas

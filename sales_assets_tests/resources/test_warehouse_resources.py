@@ -1,0 +1,286 @@
+"""Guards the warehouse resources: the DuckDB file lock held by another process becomes a
+clear, retryable error naming the file (never a half-loaded day), readers can open the file
+read-only, and the Redshift path issues the intended statement sequence (COPY with IAM_ROLE
+and FORMAT AS PARQUET, then BEGIN / DELETE / INSERT / COMMIT, never TRUNCATE), binds values
+as named parameters, reports COPY errors with SYS_LOAD_ERROR_DETAIL rows, rolls back on
+failure and never exposes the password."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import textwrap
+
+import boto3
+import dagster as dg
+import pytest
+import sqlglot
+from moto import mock_aws
+from sqlglot import exp
+
+from sales_assets.resources import warehouse as warehouse_module
+from sales_assets.resources.warehouse import (
+    DuckDBWarehouseResource,
+    RedshiftWarehouseResource,
+    WarehouseLoadError,
+    WarehouseLockedError,
+)
+from sales_assets.warehouse import loader
+
+DAY_1 = dt.date(2026, 11, 20)
+DAY_2 = dt.date(2026, 11, 21)
+ROLE_ARN = "arn:aws:iam::123456789012:role/sales-redshift-copy"
+BUCKET = "sales-lake-test"
+SECRET = "s3cr3t-Pa55word"
+
+
+# ------------------------------------------------------------------------------ DuckDB
+
+
+def test_duckdb_session_creates_parent_folder_and_reads_back(tmp_path):
+    path = tmp_path / "nested" / "deeper" / "warehouse.duckdb"
+    with DuckDBWarehouseResource(path=str(path)).session() as session:
+        loader.ensure_schema(session)
+    assert path.exists()
+    with DuckDBWarehouseResource(path=str(path), read_only=True).session() as reader:
+        assert loader.fact_figures(reader, [DAY_1]) == {DAY_1: (0, loader.ZERO_MONEY)}
+        with pytest.raises(Exception, match="(?i)read.only"):
+            reader.execute("delete_fact_days", {"sale_date": DAY_1})
+
+
+def test_file_named_like_the_schema_is_not_ambiguous(tmp_path):
+    with DuckDBWarehouseResource(path=str(tmp_path / "sales.duckdb")).session() as session:
+        loader.ensure_schema(session)
+        assert session.execute("SELECT COUNT(*) FROM sales.fact_sales") == [(0,)]
+
+
+def test_lock_held_by_another_process_is_a_clear_retryable_error(tmp_path):
+    path = tmp_path / "warehouse.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import sys, time, duckdb
+            con = duckdb.connect({str(path)!r})
+            print("locked", flush=True)
+            sys.stdin.read()
+        """)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for read_only in (False, True):
+            resource = DuckDBWarehouseResource(path=str(path), read_only=read_only, lock_timeout_seconds=0)
+            with pytest.raises(WarehouseLockedError) as caught:
+                with resource.session():
+                    pass
+            message = str(caught.value.description)
+            assert str(path) in message and "locked by another process" in message and "retry" in message
+            assert isinstance(caught.value, dg.Failure) and caught.value.allow_retries
+    finally:
+        holder.communicate("", timeout=30)
+    # Once the other process is gone the file opens normally.
+    with DuckDBWarehouseResource(path=str(path), lock_timeout_seconds=0).session() as session:
+        loader.ensure_schema(session)
+
+
+# ------------------------------------------------------------------------------ Redshift
+
+
+class FakeCursor:
+    def __init__(self, connection):
+        self.connection = connection
+        self.paramstyle = "format"
+        self.description = None
+        self.rowcount = -1
+        self._rows = []
+
+    def execute(self, sql, args=None):
+        self.connection.record(sql, args, self.paramstyle)
+        self._rows, self.description, self.rowcount = self.connection.respond(sql)
+        return self
+
+    def executemany(self, sql, param_sets):
+        for params in param_sets:
+            self.execute(sql, params)
+        return self
+
+    def fetchall(self):
+        return tuple(self._rows)
+
+
+class FakeRedshiftConnection:
+    """Records every statement; answers the few SELECTs the loader reads."""
+
+    def __init__(self, fail_on=None, staged_per_day=None, error_rows=()):
+        self.statements: list[tuple[str, object, str]] = []
+        self.autocommit = False
+        self.closed = False
+        self.fail_on = fail_on
+        self.staged_per_day = staged_per_day or {}
+        self.error_rows = list(error_rows)
+
+    def cursor(self):
+        return FakeCursor(self)
+
+    def close(self):
+        self.closed = True
+
+    def record(self, sql, args, paramstyle):
+        self.statements.append((sql, args, paramstyle))
+
+    def respond(self, sql):
+        if self.fail_on and self.fail_on in sql:
+            raise RuntimeError(f"simulated failure in {self.fail_on}")
+        if "FROM stage_order_lines" in sql and "GROUP BY order_date" in sql:
+            return sorted(self.staged_per_day.items()), [("order_date",), ("line_count",)], len(self.staged_per_day)
+        if "sys_load_error_detail" in sql:
+            return self.error_rows, [("start_time",)], len(self.error_rows)
+        if "COUNT(*)" in sql:  # fact_day_figures, orphan_fact_rows
+            return [(0, None)], [("line_count",), ("net_sum",)], 1
+        return [], None, 3
+
+    def sql_texts(self):
+        return [s for s, _, _ in self.statements]
+
+
+@pytest.fixture
+def s3_lake():
+    """A moto S3 bucket holding day 1's curated part files; day 2 has no objects."""
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        for table in ("order_lines", "dim_customer", "dim_product"):
+            for part in ("part-00000-a.snappy.parquet", "part-00001-b.snappy.parquet"):
+                client.put_object(Bucket=BUCKET, Key=f"lake/curated/{table}/order_date={DAY_1}/{part}", Body=b"PAR1")
+        yield client
+
+
+def redshift_resource(**overrides):
+    config = dict(host="example.redshift.amazonaws.com", database="sales", user="loader",
+                  password=SECRET, iam_role_arn=ROLE_ARN, region="us-east-1")
+    config.update(overrides)
+    return RedshiftWarehouseResource(**config)
+
+
+def use_fake(monkeypatch, fake):
+    import redshift_connector
+
+    captured = {}
+
+    def connect(**kwargs):
+        captured.update(kwargs)
+        return fake
+
+    monkeypatch.setattr(redshift_connector, "connect", connect)
+    return captured
+
+
+def test_redshift_day_load_statement_sequence(monkeypatch, s3_lake):
+    fake = FakeRedshiftConnection(staged_per_day={DAY_1: 2})
+    captured = use_fake(monkeypatch, fake)
+    with redshift_resource().session() as session:
+        report = loader.load_days(session, f"s3://{BUCKET}/lake", [DAY_1, DAY_2])
+    assert fake.autocommit is True and fake.closed
+    assert captured["password"] == SECRET and captured["user"] == "loader"
+    texts = fake.sql_texts()
+    trees = [sqlglot.parse_one(t, read="redshift") for t in texts]  # every statement is Redshift SQL
+
+    copies = [t for t in texts if t.startswith("COPY")]
+    assert copies == [
+        f"COPY {stage}\nFROM 's3://{BUCKET}/lake/curated/{table}/order_date=2026-11-20/part-'\n"
+        f"IAM_ROLE '{ROLE_ARN}'\nFORMAT AS PARQUET"
+        for table, stage in loader.STAGES.items()
+    ]  # day 2 has no objects: no COPY of an empty prefix
+    assert all(isinstance(tree, exp.Copy) for tree in trees if tree.key == "copy")
+    assert not any(t.find(exp.TruncateTable) for t in trees)
+    assert not any("TRUNCATE" in t.upper() for t in texts)
+
+    begin, commit = texts.index("BEGIN"), texts.index("COMMIT")
+    assert texts.count("BEGIN") == 1 and texts.count("COMMIT") == 1 and "ROLLBACK" not in texts
+    assert all(texts.index(c) < begin for c in copies)  # staging before the transaction
+    inside = texts[begin + 1:commit]
+    kinds = [sqlglot.parse_one(t, read="redshift").key for t in inside]
+    assert kinds[:3] == ["delete", "delete", "insert"]  # both days deleted, then the insert
+    assert set(kinds) == {"delete", "insert"}
+    delete_params = [args for sql, args, _ in fake.statements[begin + 1:begin + 3]]
+    assert delete_params == [{"sale_date": DAY_1}, {"sale_date": DAY_2}]
+    assert all(style == "named" for _, args, style in fake.statements if args)
+    assert ":sale_date" in inside[0] and "2026-11-20" not in inside[0]  # bound, not formatted
+    assert report.days_without_files == (DAY_2,) and report.lines_per_day == {DAY_1: 2, DAY_2: 0}
+
+
+def test_redshift_copy_failure_reports_load_error_rows(monkeypatch, s3_lake):
+    rows = [(dt.datetime(2026, 11, 21, 1), "s3://x/part-0.parquet", 0, "net", 1201, "Invalid decimal")]
+    fake = FakeRedshiftConnection(fail_on="COPY stage_order_lines", error_rows=rows)
+    use_fake(monkeypatch, fake)
+    with redshift_resource().session() as session:
+        with pytest.raises(WarehouseLoadError) as caught:
+            loader.load_days(session, f"s3://{BUCKET}/lake", [DAY_1])
+    assert caught.value.error_rows == rows
+    assert "Invalid decimal" in str(caught.value) and "stage_order_lines" in str(caught.value)
+    assert "BEGIN" not in fake.sql_texts()  # nothing touched the warehouse tables
+
+
+def test_redshift_failure_inside_transaction_rolls_back(monkeypatch, s3_lake):
+    fake = FakeRedshiftConnection(fail_on="INSERT INTO sales.dim_customer", staged_per_day={DAY_1: 2})
+    use_fake(monkeypatch, fake)
+    with redshift_resource().session() as session:
+        with pytest.raises(RuntimeError, match="simulated failure"):
+            loader.load_days(session, f"s3://{BUCKET}/lake", [DAY_1])
+    texts = fake.sql_texts()
+    assert texts[-1] == "ROLLBACK" and "COMMIT" not in texts
+
+
+def test_copy_source_and_role_are_validated(monkeypatch):
+    session = warehouse_module.RedshiftSession(FakeRedshiftConnection(), ROLE_ARN, s3_client=None)
+    with pytest.raises(ValueError):
+        session.copy_statement("stage_order_lines", "s3://bucket/x' IAM_ROLE 'evil/part-")
+    with pytest.raises(ValueError):
+        session.copy_statement("sales.fact_sales", "s3://bucket/lake/curated/order_lines/order_date=2026-11-20/part-")
+    with pytest.raises(ValueError):
+        warehouse_module.RedshiftSession(FakeRedshiftConnection(), "arn:aws:iam::1:role/x' --", s3_client=None)
+    with pytest.raises(ValueError, match="s3://"):
+        session.stage_parquet("stage_order_lines", ["/local/folder/"])
+
+
+def test_redshift_iam_auth_arguments():
+    serverless = redshift_resource(password=None, host=None, workgroup="sales-wg").connect_kwargs()
+    assert serverless["iam"] and serverless["is_serverless"] and serverless["serverless_work_group"] == "sales-wg"
+    assert "password" not in serverless
+    provisioned = redshift_resource(password=None, cluster_identifier="sales-cluster").connect_kwargs()
+    assert provisioned["iam"] and provisioned["cluster_identifier"] == "sales-cluster"
+    assert provisioned["db_user"] == "loader"
+    with pytest.raises(ValueError):
+        redshift_resource(password=None).connect_kwargs()
+
+
+def test_password_never_appears_in_repr_or_connection_errors(monkeypatch):
+    import redshift_connector
+
+    def refuse(**kwargs):
+        raise redshift_connector.InterfaceError(f"connection refused for {kwargs['user']}")
+
+    monkeypatch.setattr(redshift_connector, "connect", refuse)
+    resource = redshift_resource()
+    assert SECRET not in repr(resource)
+    with pytest.raises(ConnectionError) as caught:
+        with resource.session():
+            pass
+    assert SECRET not in str(caught.value) and caught.value.__cause__ is None
+    assert "example.redshift.amazonaws.com" in str(caught.value)
+
+
+def test_password_can_come_from_env_var(monkeypatch):
+    monkeypatch.setenv("SALES_AWS_REDSHIFT_PASSWORD", SECRET)
+    fake = FakeRedshiftConnection()
+    captured = use_fake(monkeypatch, fake)
+
+    @dg.asset
+    def probe(warehouse: RedshiftWarehouseResource):
+        with warehouse.session() as session:
+            session.execute("fact_day_figures", {"sale_date": DAY_1})
+
+    resource = RedshiftWarehouseResource(
+        host="h", user="loader", password=dg.EnvVar("SALES_AWS_REDSHIFT_PASSWORD"), iam_role_arn=ROLE_ARN
+    )
+    result = dg.materialize([probe], resources={"warehouse": resource})
+    assert result.success and captured["password"] == SECRET

@@ -1,0 +1,203 @@
+"""Builders of curated parquet days, written with pyarrow in the exact schemas of SPEC.md.
+
+Not a test module: imported by the warehouse and warehouse-resource tests.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+MONEY = pa.decimal128(18, 2)
+RATE = pa.decimal128(12, 10)
+TS = pa.timestamp("us", tz="UTC")
+CENT = Decimal("0.01")
+
+ORDER_LINES_SCHEMA = pa.schema(
+    [
+        ("order_id", pa.string()),
+        ("line_number", pa.int32()),
+        ("order_date", pa.date32()),
+        ("order_timestamp", TS),
+        ("updated_at", TS),
+        ("customer_id", pa.string()),
+        ("product_id", pa.string()),
+        ("channel", pa.string()),
+        ("store_id", pa.string()),
+        ("status", pa.string()),
+        ("currency", pa.string()),
+        ("quantity", pa.int32()),
+        ("unit_price", MONEY),
+        ("discount", RATE),
+        ("tax_rate", RATE),
+        ("gross", MONEY),
+        ("discount_amount", MONEY),
+        ("net", MONEY),
+        ("tax_amount", MONEY),
+        ("total", MONEY),
+        ("customer_name", pa.string()),
+        ("customer_email", pa.string()),
+        ("customer_segment", pa.string()),
+        ("customer_country", pa.string()),
+        ("customer_region", pa.string()),
+        ("customer_city", pa.string()),
+        ("sku", pa.string()),
+        ("product_name", pa.string()),
+        ("category", pa.string()),
+        ("brand", pa.string()),
+        ("source_page", pa.int32()),
+        ("ingest_run_id", pa.string()),
+    ]
+)
+DIM_CUSTOMER_SCHEMA = pa.schema(
+    [
+        ("customer_id", pa.string()),
+        ("customer_name", pa.string()),
+        ("email", pa.string()),
+        ("segment", pa.string()),
+        ("country", pa.string()),
+        ("region", pa.string()),
+        ("city", pa.string()),
+        ("updated_at", TS),
+        ("order_date", pa.date32()),
+    ]
+)
+DIM_PRODUCT_SCHEMA = pa.schema(
+    [
+        ("product_id", pa.string()),
+        ("sku", pa.string()),
+        ("product_name", pa.string()),
+        ("category", pa.string()),
+        ("brand", pa.string()),
+        ("updated_at", TS),
+        ("order_date", pa.date32()),
+    ]
+)
+
+
+def round2(value: Decimal) -> Decimal:
+    return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def make_line(
+    order_id: str,
+    line_number: int,
+    day: dt.date,
+    *,
+    quantity: int = 1,
+    unit_price: str = "10.00",
+    discount: str = "0",
+    tax_rate: str = "0.2",
+    customer_id: str = "C1",
+    product_id: str = "P1",
+    customer_name: str | None = None,
+    product_name: str | None = None,
+    updated_at: dt.datetime | None = None,
+    hour: int = 12,
+) -> dict:
+    """One curated order line with money computed by the spec's rules."""
+    price, disc, tax = Decimal(unit_price), Decimal(discount), Decimal(tax_rate)
+    gross = round2(quantity * price)
+    discount_amount = round2(gross * disc)
+    net = gross - discount_amount
+    tax_amount = round2(net * tax)
+    ordered = dt.datetime(day.year, day.month, day.day, hour, 30, tzinfo=dt.timezone.utc)
+    return {
+        "order_id": order_id,
+        "line_number": line_number,
+        "order_date": day,
+        "order_timestamp": ordered,
+        "updated_at": updated_at or ordered,
+        "customer_id": customer_id,
+        "product_id": product_id,
+        "channel": "web",
+        "store_id": None,
+        "status": "completed",
+        "currency": "USD",
+        "quantity": quantity,
+        "unit_price": price,
+        "discount": disc,
+        "tax_rate": tax,
+        "gross": gross,
+        "discount_amount": discount_amount,
+        "net": net,
+        "tax_amount": tax_amount,
+        "total": net + tax_amount,
+        "customer_name": customer_name or f"Customer {customer_id}",
+        "customer_email": f"{customer_id.lower()}@example.com",
+        "customer_segment": "consumer",
+        "customer_country": "US",
+        "customer_region": "West",
+        "customer_city": "Portland",
+        "sku": f"SKU-{product_id}",
+        "product_name": product_name or f"Product {product_id}",
+        "category": "tools",
+        "brand": "Acme",
+        "source_page": 1,
+        "ingest_run_id": f"run-{day.isoformat()}",
+    }
+
+
+def dims_from_lines(lines: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The day's dim rows: latest attributes by (updated_at, order_id), as the Glue job does."""
+    customers: dict[str, dict] = {}
+    products: dict[str, dict] = {}
+    for line in sorted(lines, key=lambda l: (l["updated_at"], l["order_id"])):
+        customers[line["customer_id"]] = {
+            "customer_id": line["customer_id"],
+            "customer_name": line["customer_name"],
+            "email": line["customer_email"],
+            "segment": line["customer_segment"],
+            "country": line["customer_country"],
+            "region": line["customer_region"],
+            "city": line["customer_city"],
+            "updated_at": line["updated_at"],
+            "order_date": line["order_date"],
+        }
+        products[line["product_id"]] = {
+            "product_id": line["product_id"],
+            "sku": line["sku"],
+            "product_name": line["product_name"],
+            "category": line["category"],
+            "brand": line["brand"],
+            "updated_at": line["updated_at"],
+            "order_date": line["order_date"],
+        }
+    return list(customers.values()), list(products.values())
+
+
+def day_folder(lake_root: Path, table: str, day: dt.date) -> Path:
+    return Path(lake_root) / "curated" / table / f"order_date={day.isoformat()}"
+
+
+def write_table(lake_root: Path, table: str, day: dt.date, rows: list[dict], schema: pa.Schema) -> Path:
+    """Replace the day folder of `table` with one part file holding `rows` (none: empty folder)."""
+    folder = day_folder(lake_root, table, day)
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.parquet"):
+        old.unlink()
+    path = folder / "part-00000-test.snappy.parquet"
+    if rows:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def write_curated_day(
+    lake_root: Path,
+    day: dt.date,
+    lines: list[dict],
+    customers: list[dict] | None = None,
+    products: list[dict] | None = None,
+) -> None:
+    """Write a whole curated day (order_lines + both dims); an empty `lines` writes no files."""
+    derived_customers, derived_products = dims_from_lines(lines)
+    write_table(lake_root, "order_lines", day, lines, ORDER_LINES_SCHEMA)
+    write_table(lake_root, "dim_customer", day, derived_customers if customers is None else customers, DIM_CUSTOMER_SCHEMA)
+    write_table(lake_root, "dim_product", day, derived_products if products is None else products, DIM_PRODUCT_SCHEMA)
+
+
+def expected_figures(lines: list[dict]) -> tuple[int, Decimal]:
+    return len(lines), sum((line["net"] for line in lines), Decimal("0.00"))
