@@ -38,7 +38,7 @@ def catalog_sales_orders(
     results = []
     for day in partition_days(context):
         result = crawl_partition(
-            lake, catalog, config.database, config.table, day.isoformat(), sample_limit=config.sample_limit
+            lake, catalog, config.database, config.table, day, sample_limit=config.sample_limit
         )
         context.log.info(
             f"crawled {day}: {result.records_scanned} records, schema diff {result.diff}, "

@@ -14,6 +14,7 @@ relative to the lake root; the catalog is a :class:`CatalogResource`.
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -26,10 +27,10 @@ from sales_assets.catalog.schema import (
     merge_columns,
     schema_changed,
 )
+from sales_assets.ingest.landing import RAW_TABLE_PREFIX, manifest_key
+from sales_assets.ingest.landing import run_prefix as run_folder_key
 from sales_assets.resources.catalog import CatalogConflictError, CatalogResource
 
-RAW_PREFIX = "raw/sales_orders"
-MANIFEST_NAME = "_manifest.json"
 PARTITION_KEY = "order_date"
 PARTITION_KEYS = [{"Name": PARTITION_KEY, "Type": "string"}]
 INPUT_FORMAT = "org.apache.hadoop.mapred.TextInputFormat"
@@ -83,14 +84,6 @@ class CrawlResult:
     @property
     def schema_changed(self) -> bool:
         return self.table_created or self.table_updated
-
-
-def manifest_key(order_date: str) -> str:
-    return f"{RAW_PREFIX}/{PARTITION_KEY}={order_date}/{MANIFEST_NAME}"
-
-
-def run_folder_key(order_date: str, run_id: str) -> str:
-    return f"{RAW_PREFIX}/{PARTITION_KEY}={order_date}/run_id={run_id}/"
 
 
 def _folder_uri(lake: Lake, key: str) -> str:
@@ -180,7 +173,7 @@ def crawl_partition(
     catalog: CatalogResource,
     database: str,
     table: str,
-    order_date: str,
+    order_date: str | dt.date,
     sample_limit: int | None = None,
     number_mode: NumberMode = "double",
 ) -> CrawlResult:
@@ -189,6 +182,7 @@ def crawl_partition(
     Raises FileNotFoundError (or the lake's own not-found error) when the day has no manifest,
     and ManifestError when the manifest is inconsistent.
     """
+    order_date = order_date.isoformat() if isinstance(order_date, dt.date) else order_date
     if sample_limit is not None and sample_limit < 1:
         raise ValueError("sample_limit must be positive or None")
     manifest = read_manifest(lake, order_date)
@@ -200,7 +194,7 @@ def crawl_partition(
     dropped = [c["Name"] for c in inferred.columns if c["Name"].lower() in partition_names]
     inferred_columns = [c for c in inferred.columns if c["Name"].lower() not in partition_names]
 
-    table_location = _folder_uri(lake, RAW_PREFIX)
+    table_location = _folder_uri(lake, RAW_TABLE_PREFIX)
     partition_location = _folder_uri(lake, run_folder_key(order_date, run_id))
     catalog.ensure_database(database)
 

@@ -22,15 +22,16 @@ RAW_TABLE_PREFIX = "raw/sales_orders"
 MANIFEST_NAME = "_manifest.json"
 
 
-def day_prefix(order_date: dt.date) -> str:
-    return f"{RAW_TABLE_PREFIX}/order_date={order_date.isoformat()}/"
+def day_prefix(order_date: dt.date | str) -> str:
+    day = order_date.isoformat() if isinstance(order_date, dt.date) else dt.date.fromisoformat(order_date).isoformat()
+    return f"{RAW_TABLE_PREFIX}/order_date={day}/"
 
 
-def manifest_key(order_date: dt.date) -> str:
+def manifest_key(order_date: dt.date | str) -> str:
     return day_prefix(order_date) + MANIFEST_NAME
 
 
-def run_prefix(order_date: dt.date, run_id: str) -> str:
+def run_prefix(order_date: dt.date | str, run_id: str) -> str:
     return f"{day_prefix(order_date)}run_id={run_id}/"
 
 
