@@ -9,6 +9,9 @@ manifest's page list), so a catalog never describes an uncommitted or superseded
    new table version only when the schema changed (or create the table);
 4. upsert partition ``order_date=D`` whose Location is the committed run folder.
 
+:func:`crawl_with_glue_crawler` is the ``aws`` alternative that lets a real Glue crawler infer
+and merge the schema instead (steps 2-3), keeping step 4 and the partition scan for the checks.
+
 The lake is any object with ``read_bytes(key) -> bytes`` and ``uri(key) -> str`` over keys
 relative to the lake root; the catalog is a :class:`CatalogResource`.
 """
@@ -21,9 +24,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterator, Protocol
 
+from sales_assets.catalog.contract import contract_view
 from sales_assets.catalog.schema import (
+    InferredSchema,
     NumberMode,
-    infer_schema,
+    SchemaAccumulator,
     merge_columns,
     schema_changed,
 )
@@ -80,6 +85,19 @@ class CrawlResult:
     pages_scanned: int
     nullable_columns: list[str] = field(default_factory=list)
     dropped: list[str] = field(default_factory=list)
+    partition_columns: list[dict] = field(default_factory=list)
+    contract_columns: list[dict] = field(default_factory=list)
+    partition_parameters: dict = field(default_factory=dict)
+    partition_written: bool = True
+
+    @property
+    def partition_input(self) -> dict:
+        """Glue ``PartitionInput`` for this day: the table's columns at the committed run folder."""
+        return {
+            "Values": list(self.partition_values),
+            "StorageDescriptor": storage_descriptor(self.columns, self.partition_location),
+            "Parameters": dict(self.partition_parameters),
+        }
 
     @property
     def schema_changed(self) -> bool:
@@ -116,6 +134,7 @@ def iter_records(
     """Parsed lines of the manifest's pages in page order; unparseable lines yield a sentinel.
 
     Each page read is checked against the manifest's sha256; ``stats["pages"]`` counts pages read.
+    ``sample_limit`` counts non-blank lines, parseable or not.
     """
     remaining = sample_limit
     for page in sorted(manifest["pages"], key=lambda p: p.get("page", 0)):
@@ -168,6 +187,47 @@ def storage_descriptor(columns: list[dict], location: str) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class PartitionScan:
+    """One pass over a committed day: its manifest and the schemas inferred from its records.
+
+    ``inferred``: every column of the records; ``contract``: the contract view
+    (:func:`contract.contract_view`) that the required-columns check judges.
+    """
+
+    order_date: str
+    manifest: dict
+    inferred: InferredSchema
+    contract: InferredSchema
+    pages: int
+
+    @property
+    def run_id(self) -> str:
+        return self.manifest["run_id"]
+
+
+def scan_partition(
+    lake: Lake, order_date: str | dt.date, sample_limit: int | None = None, number_mode: NumberMode = "decimal"
+) -> PartitionScan:
+    """Read the committed day once and infer both schemas; writes nothing."""
+    order_date = order_date.isoformat() if isinstance(order_date, dt.date) else order_date
+    if sample_limit is not None and sample_limit < 1:
+        raise ValueError("sample_limit must be positive or None")
+    manifest = read_manifest(lake, order_date)
+    stats: dict = {}
+    full, contract = SchemaAccumulator(number_mode), SchemaAccumulator(number_mode)
+    for record in iter_records(lake, manifest, sample_limit, stats):
+        full.add(record)
+        contract.add(contract_view(record))
+    return PartitionScan(order_date, manifest, full.result(), contract.result(), stats.get("pages", 0))
+
+
+def _partition_parameters(scan: PartitionScan) -> dict:
+    return {**TABLE_PARAMETERS, "run_id": scan.run_id,
+            "committed_at": str(scan.manifest.get("committed_at", "")),
+            "recordCount": str(scan.manifest.get("record_count", scan.inferred.records))}
+
+
 def crawl_partition(
     lake: Lake,
     catalog: CatalogResource,
@@ -175,20 +235,20 @@ def crawl_partition(
     table: str,
     order_date: str | dt.date,
     sample_limit: int | None = None,
-    number_mode: NumberMode = "double",
+    number_mode: NumberMode = "decimal",
+    write_partition: bool = True,
 ) -> CrawlResult:
     """Crawl the committed run of ``order_date`` into ``database.table``; see the module docstring.
 
-    Raises FileNotFoundError (or the lake's own not-found error) when the day has no manifest,
-    and ManifestError when the manifest is inconsistent.
+    With ``write_partition=False`` the table is merged but the partition is left to the caller
+    (``result.partition_input``), so a range of days can be written in one batch with the final
+    columns. Raises FileNotFoundError (or the lake's own not-found error) when the day has no
+    manifest, and ManifestError when the manifest is inconsistent.
     """
-    order_date = order_date.isoformat() if isinstance(order_date, dt.date) else order_date
-    if sample_limit is not None and sample_limit < 1:
-        raise ValueError("sample_limit must be positive or None")
-    manifest = read_manifest(lake, order_date)
-    run_id = manifest["run_id"]
-    stats: dict = {}
-    inferred = infer_schema(iter_records(lake, manifest, sample_limit, stats), number_mode=number_mode)
+    scan = scan_partition(lake, order_date, sample_limit, number_mode)
+    order_date = scan.order_date
+    run_id = scan.run_id
+    inferred = scan.inferred
     # A data column named like the partition key would make Athena reject the table.
     partition_names = {k["Name"].lower() for k in PARTITION_KEYS}
     dropped = [c["Name"] for c in inferred.columns if c["Name"].lower() in partition_names]
@@ -220,15 +280,11 @@ def crawl_partition(
         except CatalogConflictError:
             if attempt == MAX_MERGE_ATTEMPTS - 1:
                 raise
-    catalog.upsert_partition(
-        database,
-        table,
-        [order_date],
-        storage_descriptor(merged, partition_location),
-        parameters={**TABLE_PARAMETERS, "run_id": run_id,
-                    "committed_at": str(manifest.get("committed_at", "")),
-                    "recordCount": str(manifest.get("record_count", inferred.records))},
-    )
+    parameters = _partition_parameters(scan)
+    if write_partition:
+        catalog.upsert_partition(
+            database, table, [order_date], storage_descriptor(merged, partition_location), parameters=parameters
+        )
     return CrawlResult(
         database=database,
         table=table,
@@ -244,7 +300,92 @@ def crawl_partition(
         table_location=table_location,
         records_scanned=inferred.records,
         records_skipped=inferred.skipped,
-        pages_scanned=stats.get("pages", 0),
+        pages_scanned=scan.pages,
         nullable_columns=list(inferred.nullable),
         dropped=dropped,
+        partition_columns=inferred_columns,
+        contract_columns=scan.contract.columns,
+        partition_parameters=parameters,
+        partition_written=write_partition,
     )
+
+
+def _table_columns(table: dict | None) -> list[dict]:
+    return list(((table or {}).get("StorageDescriptor") or {}).get("Columns") or [])
+
+
+def column_changes(before: list[dict], after: list[dict], partition_columns: list[dict]) -> dict:
+    """The merge diff's shape for a table another writer changed from ``before`` to ``after``."""
+    old = {c["Name"].lower(): c for c in before}
+    seen = {c["Name"].lower() for c in partition_columns}
+    added = [c["Name"] for c in after if c["Name"].lower() not in old]
+    widened = [{"name": c["Name"], "from": old[c["Name"].lower()]["Type"], "to": c["Type"]}
+               for c in after if c["Name"].lower() in old and old[c["Name"].lower()]["Type"] != c["Type"]]
+    missing = [c["Name"] for c in after if c["Name"].lower() not in seen]
+    return {"added": added, "widened": widened, "missing_in_partition": missing}
+
+
+def crawl_with_glue_crawler(
+    lake: Lake,
+    catalog: CatalogResource,
+    crawler_name: str,
+    database: str,
+    table: str,
+    days: list[str | dt.date],
+    sample_limit: int | None = None,
+    number_mode: NumberMode = "decimal",
+) -> list[CrawlResult]:
+    """Let the Glue crawler ``crawler_name`` merge the schema of ``days``; one result per day.
+
+    The crawler is exported with the table as its catalog target (:mod:`crawler_config`), so it
+    needs the table and the days' partitions to exist: a missing table is created from this
+    crawler's inference and each partition is pointed at its committed run folder first. Then
+    the crawler runs to completion (``catalog.start_crawler_and_wait``), and each partition is
+    pointed at its committed run folder again with the table's new columns, whatever the crawler
+    did to it. Each day is still scanned here, for the diff and the required-columns check.
+    """
+    scans = [scan_partition(lake, day, sample_limit, number_mode) for day in days]
+    table_location = _folder_uri(lake, RAW_TABLE_PREFIX)
+    catalog.ensure_database(database)
+    before = catalog.get_table(database, table)
+    created = False
+    if before is None:
+        columns: list[dict] = []
+        for scan in scans:
+            columns, _ = merge_columns(columns, [c for c in scan.inferred.columns if c["Name"].lower() != PARTITION_KEY])
+        try:
+            catalog.create_table(database, build_table_input(table, columns, table_location))
+            created = True
+        except CatalogConflictError:
+            pass  # created meanwhile by another run: the crawler merges into it
+        before = catalog.get_table(database, table)
+
+    def partition_inputs(columns: list[dict]) -> list[dict]:
+        return [{"Values": [s.order_date],
+                 "StorageDescriptor": storage_descriptor(columns, _folder_uri(lake, run_folder_key(s.order_date, s.run_id))),
+                 "Parameters": _partition_parameters(s)} for s in scans]
+
+    catalog.upsert_partitions(database, table, partition_inputs(_table_columns(before)))
+    catalog.start_crawler_and_wait(crawler_name)
+    after = catalog.get_table(database, table)
+    columns = _table_columns(after)
+    catalog.upsert_partitions(database, table, partition_inputs(columns))
+    version = str(after["VersionId"])
+    results = []
+    for scan in scans:
+        partition_columns = [c for c in scan.inferred.columns if c["Name"].lower() != PARTITION_KEY]
+        diff = column_changes(_table_columns(before), columns, partition_columns)
+        results.append(CrawlResult(
+            database=database, table=table, order_date=scan.order_date, run_id=scan.run_id,
+            columns=columns, diff=diff, table_version=version, table_created=created,
+            table_updated=str(before["VersionId"]) != version,
+            partition_values=[scan.order_date],
+            partition_location=_folder_uri(lake, run_folder_key(scan.order_date, scan.run_id)),
+            table_location=table_location, records_scanned=scan.inferred.records,
+            records_skipped=scan.inferred.skipped, pages_scanned=scan.pages,
+            nullable_columns=list(scan.inferred.nullable),
+            dropped=[c["Name"] for c in scan.inferred.columns if c["Name"].lower() == PARTITION_KEY],
+            partition_columns=partition_columns, contract_columns=scan.contract.columns,
+            partition_parameters=_partition_parameters(scan),
+        ))
+    return results

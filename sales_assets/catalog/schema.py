@@ -10,11 +10,15 @@ JSON value             type
 =====================  =====================================================================
 true / false           ``boolean``
 integer                ``bigint`` (every integer, whatever its size; an integer outside the
-                       signed 64-bit range is ``double``)
-number with a point    ``double`` (the default, ``number_mode="double"``, which is what a
-or an exponent         real Glue crawler writes, so the local and the Glue catalog agree).
-                       With ``number_mode="decimal"`` it is ``decimal(p,s)`` keeping the
-                       written scale (``19.99`` -> ``decimal(4,2)``).
+                       signed 64-bit range is ``decimal(p,0)`` in decimal mode, else ``double``)
+number with a point    ``decimal(p,s)`` keeping the written scale (the default,
+or an exponent         ``number_mode="decimal"``): ``19.99`` -> ``decimal(18,2)``. The integer
+                       digits are at least ``DECIMAL_MIN_INTEGER_DIGITS`` (16, so money is the
+                       warehouse's ``decimal(18,2)``) and a day with a larger value or another
+                       scale does not make a new table version; precision is capped at 38;
+                       more than 38 significant digits, NaN or Infinity is ``double``. With
+                       ``number_mode="double"`` it is ``double``, what a real Glue crawler
+                       writes (use it when a Glue crawler and this crawler share a table).
 string                 ``string``
 object                 ``struct<a:type,b:type>`` (fields in order of first appearance)
 array                  ``array<type>``, the element types merged by the lattice below
@@ -31,7 +35,9 @@ only as ``{}`` becomes ``string`` (Hive has no empty struct).
 Widening lattice (``widen(a, b)``; symmetric; never narrows)
 ------------------------------------------------------------
 - ``void`` joined with ``t`` is ``t``; equal types stay.
-- integers: ``tinyint -> smallint -> int -> bigint -> double`` (``float`` joins to ``double``).
+- integers: ``tinyint -> smallint -> int -> bigint -> double`` (``float`` joins to ``double``);
+  ``double`` with ``string`` is ``string``. In the default decimal mode a JSON integer next to a
+  JSON fraction joins as a decimal (next rule), so ``double`` appears only past 38 digits.
 - ``decimal(p1,s1)`` with ``decimal(p2,s2)``: ``decimal(max(p1-s1,p2-s2)+max(s1,s2), max(s1,s2))``;
   an integer type joins as a decimal of its digit count (``bigint`` = 19, scale 0); a decimal
   joined with ``float``/``double``, or wider than 38 digits, is ``double``.
@@ -64,6 +70,9 @@ BIGINT = "bigint"
 DOUBLE = "double"
 BOOLEAN = "boolean"
 MAX_DECIMAL_PRECISION = 38
+# Floor of an inferred decimal's integer digits: the type is stable from day to day, and a
+# two-place amount infers as the warehouse's DECIMAL(18,2).
+DECIMAL_MIN_INTEGER_DIGITS = 16
 NUMBER_MODES = ("double", "decimal")
 
 # Digits an integer type can hold, so it can join a decimal without losing values.
@@ -301,7 +310,7 @@ def widen_type_strings(a: str, b: str) -> str:
 # ---------------------------------------------------------------- inference
 
 
-def infer_value_type(value: Any, number_mode: NumberMode = "double") -> HiveType:
+def infer_value_type(value: Any, number_mode: NumberMode = "decimal") -> HiveType:
     """The type of one parsed JSON value (``void`` for null)."""
     if value is None:
         return _VOID
@@ -350,7 +359,10 @@ def _decimal_type(value: Decimal) -> HiveType:
         precision = max(digits, scale)
     if precision > MAX_DECIMAL_PRECISION:
         return Prim(DOUBLE)
-    return Dec(max(precision, 1), scale)
+    # The floor is on the integer digits, so values of one scale always infer the same type
+    # and values of two scales join without growing: 19.99 and 1.5 are both within (18,2).
+    integer_digits = max(precision - scale, DECIMAL_MIN_INTEGER_DIGITS)
+    return Dec(min(integer_digits + scale, MAX_DECIMAL_PRECISION), scale)
 
 
 @dataclass(frozen=True)
@@ -369,32 +381,48 @@ class InferredSchema:
     skipped: int
 
 
-def infer_schema(records: Iterable[Any], number_mode: NumberMode = "double") -> InferredSchema:
-    """Infer table columns from parsed JSON records; values that are not objects are skipped."""
-    if number_mode not in NUMBER_MODES:
-        raise ValueError(f"number_mode must be one of {NUMBER_MODES}, got {number_mode!r}")
-    row: HiveType = Struct(())
-    seen_in: dict[str, int] = {}
-    null_somewhere: set[str] = set()
-    records_count = skipped = 0
-    for record in records:
+class SchemaAccumulator:
+    """:func:`infer_schema` one record at a time, so one pass over a day can feed several."""
+
+    def __init__(self, number_mode: NumberMode = "decimal"):
+        if number_mode not in NUMBER_MODES:
+            raise ValueError(f"number_mode must be one of {NUMBER_MODES}, got {number_mode!r}")
+        self.number_mode = number_mode
+        self._row: Struct = Struct(())
+        self._seen_in: dict[str, int] = {}
+        self._null_somewhere: set[str] = set()
+        self.records = 0
+        self.skipped = 0
+
+    def add(self, record: Any) -> None:
         if not isinstance(record, dict):
-            skipped += 1
-            continue
-        records_count += 1
-        row = widen(row, infer_value_type(record, number_mode))
+            self.skipped += 1
+            return
+        self.records += 1
+        row = widen(self._row, infer_value_type(record, self.number_mode))
+        assert isinstance(row, Struct)
+        self._row = row
         for name, value in record.items():
             key = str(name).lower()
-            seen_in[key] = seen_in.get(key, 0) + 1
+            self._seen_in[key] = self._seen_in.get(key, 0) + 1
             if value is None:
-                null_somewhere.add(key)
-    assert isinstance(row, Struct)
-    columns = [{"Name": name, "Type": render(t)} for name, t in row.fields]
-    nullable = tuple(
-        name for name, _ in row.fields
-        if seen_in.get(name.lower(), 0) < records_count or name.lower() in null_somewhere
-    )
-    return InferredSchema(columns=columns, nullable=nullable, records=records_count, skipped=skipped)
+                self._null_somewhere.add(key)
+
+    def result(self) -> InferredSchema:
+        columns = [{"Name": name, "Type": render(t)} for name, t in self._row.fields]
+        nullable = tuple(
+            name for name, _ in self._row.fields
+            if self._seen_in.get(name.lower(), 0) < self.records or name.lower() in self._null_somewhere
+        )
+        return InferredSchema(columns=columns, nullable=nullable, records=self.records, skipped=self.skipped)
+
+
+def infer_schema(records: Iterable[Any], number_mode: NumberMode = "decimal") -> InferredSchema:
+    """Infer table columns from parsed JSON records; values that are not objects are skipped."""
+    accumulator = SchemaAccumulator(number_mode)
+    for record in records:
+        accumulator.add(record)
+    return accumulator.result()
 
 
 def resolve_void(t: HiveType) -> HiveType:

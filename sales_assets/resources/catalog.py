@@ -37,6 +37,8 @@ TABLE_INPUT_KEYS = (
 )
 SQLITE_BUSY_TIMEOUT_SECONDS = 60.0
 CRAWLER_FAILED_STATUSES = ("FAILED", "CANCELLED")
+# BatchCreatePartition and BatchUpdatePartition take at most 100 partitions a call.
+GLUE_PARTITION_BATCH_SIZE = 100
 
 
 class CatalogConflictError(RuntimeError):
@@ -49,6 +51,10 @@ class CrawlerRunError(RuntimeError):
 
 class CrawlerTimeoutError(CrawlerRunError, TimeoutError):
     """The crawler did not get back to READY within the timeout."""
+
+
+class PartitionWriteError(RuntimeError):
+    """Glue refused some partitions of a batch for a reason other than "already exists"."""
 
 
 def table_input_from(table: dict) -> dict:
@@ -88,6 +94,20 @@ class CatalogResource(dg.ConfigurableResource, abc.ABC):
         parameters: dict | None = None,
     ) -> None:
         """Create the partition, or replace its storage descriptor and parameters."""
+
+    def upsert_partitions(self, database: str, table: str, partition_inputs: list[dict]) -> None:
+        """Create or replace several partitions, each a Glue ``PartitionInput`` dict
+        (``Values``, ``StorageDescriptor``, optional ``Parameters``)."""
+        for p in partition_inputs:
+            self.upsert_partition(database, table, p["Values"], p["StorageDescriptor"], p.get("Parameters"))
+
+    def configured_crawler(self) -> str | None:
+        """Name of a real Glue crawler that should crawl instead of the project's crawler, if any."""
+        return None
+
+    def start_crawler_and_wait(self, name: str, **kwargs: Any) -> dict:
+        """Run a Glue crawler to completion; only the Glue catalog has crawlers."""
+        raise NotImplementedError(f"{type(self).__name__} has no Glue crawlers (asked to run {name!r})")
 
     @abc.abstractmethod
     def get_partition(self, database: str, table: str, values: list[str]) -> dict | None:
@@ -282,6 +302,11 @@ class GlueCatalogResource(CatalogResource):
 
     region_name: str | None = Field(default=None, description="AWS region; boto3's default when unset.")
     endpoint_url: str | None = Field(default=None, description="Custom endpoint (tests, VPC endpoints).")
+    crawler_name: str | None = Field(
+        default=None,
+        description="A Glue crawler (SALES_AWS_GLUE_CRAWLER) to run instead of the project's crawler; "
+        "see sales_assets/catalog/crawler_config.py for its configuration.",
+    )
 
     _client: Any = PrivateAttr(default=None)
 
@@ -363,6 +388,47 @@ class GlueCatalogResource(CatalogResource):
             client.update_partition(
                 DatabaseName=database, TableName=table, PartitionValueList=list(values),
                 PartitionInput=partition_input,
+            )
+
+    def configured_crawler(self) -> str | None:
+        return self.crawler_name or None
+
+    def upsert_partitions(self, database: str, table: str, partition_inputs: list[dict]) -> None:
+        """``batch_create_partition`` in chunks of 100; the ones Glue reports in ``Errors`` as
+        ``AlreadyExistsException`` are replaced with ``batch_update_partition``. Any other error
+        entry raises PartitionWriteError naming the partitions and Glue's messages."""
+        client = self.get_client()
+        inputs = [{"Values": list(p["Values"]), "StorageDescriptor": p["StorageDescriptor"],
+                   "Parameters": dict(p.get("Parameters") or {})} for p in partition_inputs]
+        by_values = {tuple(p["Values"]): p for p in inputs}
+        existing: list[dict] = []
+        failures: list[str] = []
+        for start in range(0, len(inputs), GLUE_PARTITION_BATCH_SIZE):
+            chunk = inputs[start:start + GLUE_PARTITION_BATCH_SIZE]
+            response = client.batch_create_partition(
+                DatabaseName=database, TableName=table, PartitionInputList=chunk
+            )
+            for error in response.get("Errors") or []:
+                detail = error.get("ErrorDetail") or {}
+                values = tuple(error.get("PartitionValues") or ())
+                if detail.get("ErrorCode") == "AlreadyExistsException" and values in by_values:
+                    existing.append(by_values[values])
+                else:
+                    failures.append(f"{list(values)}: {detail.get('ErrorCode')} {detail.get('ErrorMessage', '')}")
+        for start in range(0, len(existing), GLUE_PARTITION_BATCH_SIZE):
+            chunk = existing[start:start + GLUE_PARTITION_BATCH_SIZE]
+            response = client.batch_update_partition(
+                DatabaseName=database, TableName=table,
+                Entries=[{"PartitionValueList": p["Values"], "PartitionInput": p} for p in chunk],
+            )
+            for error in response.get("Errors") or []:
+                detail = error.get("ErrorDetail") or {}
+                failures.append(
+                    f"{error.get('PartitionValueList')}: {detail.get('ErrorCode')} {detail.get('ErrorMessage', '')}"
+                )
+        if failures:
+            raise PartitionWriteError(
+                f"Glue refused {len(failures)} partition(s) of {database}.{table}: " + "; ".join(failures)
             )
 
     def get_partition(self, database: str, table: str, values: list[str]) -> dict | None:

@@ -87,13 +87,38 @@ def test_unparseable_type_is_an_error():
 # ---------------------------------------------------------------- inference
 
 
-def test_scalar_types():
-    schema = infer_schema(parsed('{"b": true, "i": 3, "d": 19.99, "s": "x", "big": 99999999999999999999}'))
-    assert types(schema) == {"b": "boolean", "i": "bigint", "d": "double", "s": "string", "big": "double"}
+def test_scalar_types_default_to_decimal_keeping_scale():
+    schema = infer_schema(parsed('{"b": true, "i": 3, "d": 19.99, "r": 0.0825, "s": "x", "big": 99999999999999999999}'))
+    assert types(schema) == {"b": "boolean", "i": "bigint", "d": "decimal(18,2)", "r": "decimal(20,4)",
+                             "s": "string", "big": "decimal(20,0)"}
 
 
-def test_integer_then_fraction_widens_to_double():
-    assert types(infer_schema(parsed('{"p": 5}', '{"p": 5.5}'))) == {"p": "double"}
+def test_scalar_types_in_double_mode_match_a_glue_crawler():
+    schema = infer_schema(parsed('{"i": 3, "d": 19.99, "big": 99999999999999999999}'), number_mode="double")
+    assert types(schema) == {"i": "bigint", "d": "double", "big": "double"}
+
+
+def test_decimal_precision_has_a_floor_so_larger_values_do_not_version_the_table():
+    small = types(infer_schema(parsed('{"p": 1.99}')))
+    large = types(infer_schema(parsed('{"p": 123456.99}')))
+    assert small == large == {"p": "decimal(18,2)"}
+    merged, diff = merge_columns([{"Name": "p", "Type": small["p"]}], [{"Name": "p", "Type": large["p"]}])
+    assert diff["widened"] == []
+
+
+def test_decimal_scale_is_the_written_scale():
+    # 19.90 keeps two places even though the value has one significant decimal.
+    assert types(infer_schema(parsed('{"p": 19.90}', '{"p": 1.5}'))) == {"p": "decimal(18,2)"}
+
+
+def test_decimal_beyond_38_digits_becomes_double():
+    assert types(infer_schema(parsed('{"p": 1.' + "1" * 40 + '}'))) == {"p": "double"}
+
+
+def test_integer_then_fraction_widens_to_decimal_or_double_by_mode():
+    records = parsed('{"p": 5}', '{"p": 5.5}')
+    assert types(infer_schema(records)) == {"p": "decimal(20,1)"}
+    assert types(infer_schema(records, number_mode="double")) == {"p": "double"}
 
 
 def test_number_then_string_widens_to_string():
@@ -117,7 +142,7 @@ def test_realistic_orders_nest_structs_and_arrays():
     # element types merged across lines: sku/discount absent in one line, unit_price int vs float.
     assert t["lines"] == (
         "array<struct<line_number:bigint,product_id:string,sku:string,quantity:bigint,"
-        "unit_price:double,discount:double>>"
+        "unit_price:decimal(21,2),discount:decimal(17,1)>>"
     )
     assert t["coupon"] == "struct<code:string,pct:bigint>"
     assert schema.nullable == ("coupon",)
@@ -153,7 +178,7 @@ def test_non_objects_are_skipped_and_counted():
 
 
 def test_keys_differing_only_by_case_are_one_column():
-    assert types(infer_schema(parsed('{"Status": 1}', '{"status": 2.5}'))) == {"Status": "double"}
+    assert types(infer_schema(parsed('{"Status": 1}', '{"status": 2.5}'))) == {"Status": "decimal(20,1)"}
 
 
 def test_decimal_mode_keeps_scale_and_widens_it():

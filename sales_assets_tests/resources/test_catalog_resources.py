@@ -2,7 +2,8 @@
 
 Risk guarded: a local catalog that diverges from Glue's shapes (so code passing locally breaks on
 AWS), lost table versions or partitions, parallel writers overwriting each other's schema, and
-a Glue crawler run reported as done while it is still running, failed or cancelled.
+a Glue crawler run reported as done while it is still running, failed or cancelled, and
+partitions silently not written when Glue's batch call reports them in ``Errors``.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from sales_assets.resources.catalog import (
     CrawlerTimeoutError,
     GlueCatalogResource,
     LocalCatalogResource,
+    PartitionWriteError,
 )
 
 DB = "sales_raw"
@@ -109,6 +111,76 @@ def test_local_refuses_tables_in_unknown_databases(tmp_path):
     catalog = LocalCatalogResource(path=str(tmp_path / "c.sqlite"))
     with pytest.raises(LookupError):
         catalog.create_table("nope", table_input([]))
+
+
+def partition_input(day, run):
+    return {"Values": [day], "StorageDescriptor": sd(f"/lake/order_date={day}/run_id={run}/"),
+            "Parameters": {"run_id": run}}
+
+
+def test_upsert_partitions_creates_and_replaces(catalog):
+    catalog.ensure_database(DB)
+    catalog.create_table(DB, table_input([{"Name": "a", "Type": "bigint"}]))
+    catalog.upsert_partitions(DB, "orders", [partition_input("2026-11-19", "1")])
+    catalog.upsert_partitions(DB, "orders", [partition_input("2026-11-19", "2"), partition_input("2026-11-20", "2")])
+    partitions = catalog.get_partitions(DB, "orders")
+    assert [p["Values"] for p in partitions] == [["2026-11-19"], ["2026-11-20"]]
+    assert [p["Parameters"]["run_id"] for p in partitions] == ["2", "2"]
+    assert partitions[0]["StorageDescriptor"]["Location"].endswith("run_id=2/")
+
+
+def test_glue_batches_partitions_by_100_and_updates_the_existing_ones():
+    """250 days, 40 of them already cataloged: 3 create calls, the 40 come back in Errors."""
+    days = [f"day-{n:03d}" for n in range(250)]
+    with mock_aws():
+        glue = GlueCatalogResource(region_name="us-east-1")
+        glue.ensure_database(DB)
+        glue.create_table(DB, table_input([{"Name": "a", "Type": "bigint"}]))
+        glue.upsert_partitions(DB, "orders", [partition_input(d, "old") for d in days[100:140]])
+        client = glue.get_client()
+        calls = []
+        client.meta.events.register(
+            "before-parameter-build.glue.*", lambda model, params, **_: calls.append((model.name, dict(params))))
+        glue.upsert_partitions(DB, "orders", [partition_input(d, "new") for d in days])
+        partitions = glue.get_partitions(DB, "orders")
+    creates = [len(p["PartitionInputList"]) for name, p in calls if name == "BatchCreatePartition"]
+    updates = [len(p["Entries"]) for name, p in calls if name == "BatchUpdatePartition"]
+    assert creates == [100, 100, 50]
+    assert updates == [40]
+    assert len(partitions) == 250
+    assert {p["Parameters"]["run_id"] for p in partitions} == {"new"}
+    assert {p["StorageDescriptor"]["Location"] for p in partitions if p["Values"] == ["day-120"]} == {
+        "/lake/order_date=day-120/run_id=new/"}
+
+
+def test_glue_batch_error_other_than_already_exists_raises(stubbed):
+    resource, stub = stubbed
+    stub.add_response("batch_create_partition", {"Errors": [
+        {"PartitionValues": ["2026-11-20"], "ErrorDetail": {"ErrorCode": "AlreadyExistsException", "ErrorMessage": "exists"}},
+        {"PartitionValues": ["2026-11-21"], "ErrorDetail": {"ErrorCode": "InternalServiceException", "ErrorMessage": "boom"}},
+    ]})
+    stub.add_response("batch_update_partition", {})
+    with pytest.raises(PartitionWriteError, match=r"\['2026-11-21'\]: InternalServiceException boom"):
+        resource.upsert_partitions(DB, "orders", [partition_input("2026-11-20", "r"), partition_input("2026-11-21", "r")])
+
+
+def test_glue_batch_update_errors_raise(stubbed):
+    resource, stub = stubbed
+    stub.add_response("batch_create_partition", {"Errors": [
+        {"PartitionValues": ["2026-11-20"], "ErrorDetail": {"ErrorCode": "AlreadyExistsException"}}]})
+    stub.add_response("batch_update_partition", {"Errors": [
+        {"PartitionValueList": ["2026-11-20"], "ErrorDetail": {"ErrorCode": "EntityNotFoundException",
+                                                              "ErrorMessage": "deleted meanwhile"}}]})
+    with pytest.raises(PartitionWriteError, match="deleted meanwhile"):
+        resource.upsert_partitions(DB, "orders", [partition_input("2026-11-20", "r")])
+
+
+def test_crawler_name_is_glue_only(tmp_path):
+    assert LocalCatalogResource(path=str(tmp_path / "c.sqlite")).configured_crawler() is None
+    assert GlueCatalogResource(region_name="us-east-1").configured_crawler() is None
+    assert GlueCatalogResource(region_name="us-east-1", crawler_name="sales-raw").configured_crawler() == "sales-raw"
+    with pytest.raises(NotImplementedError):
+        LocalCatalogResource(path=str(tmp_path / "c.sqlite")).start_crawler_and_wait("sales-raw")
 
 
 # ---------------------------------------------------------------- start_crawler_and_wait
