@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo dev test serve-source clean
+.PHONY: install demo dev test serve-source clean chromium
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,13 @@ dev: install
 
 test: install
 	$(BIN)/pytest
+
+# Test prerequisite: the dashboard test drives Debian's headless chromium. apt only runs
+# when chromium is absent (sudo when not root).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
 
 serve-source: install
 	$(BIN)/sales-pipeline serve-source

@@ -14,9 +14,22 @@ subprocess, or by hand::
         --order_date 2026-11-20 [--order_date_end 2026-11-22]
 
 Standalone by design: Glue ships one file, so nothing from ``sales_assets`` is imported. The
-per-record rules are plain top-level functions (``explode_record`` and helpers) so they can be
-unit-tested without Spark; ``run(spark, lake_root, dates)`` is the whole Spark job and returns
-the summary that ``main`` reports through Pipes and prints on stdout as one JSON line.
+whole transform is Spark SQL expressions (no Python UDF, no RDD of records): pages are read as
+binary files (size and sha256 checked against the manifest in the same scan), split into lines,
+parsed with explicit schemas by ``from_json`` (numbers as DECIMAL(38,18), plus type probes),
+validated by column expressions in the contract's rule order, deduplicated with a window and
+priced with DECIMAL arithmetic and HALF_UP ``round``. ``units_from_lines`` is that core;
+``run(spark, lake_root, dates)`` is the whole job and returns the summary that ``main`` reports
+through Pipes and prints on stdout as one JSON line.
+
+Known limits of the Spark reading against the Python reference (``sales_assets.source.contract``),
+none produced by any real source: a number literal with more than 17 significant digits whose
+digits beyond the 18th decimal place are not zero (or whose line has a non-object element
+beside it) is read to 18 places; an order_id/customer_id/product_id that is a string spelling
+compact JSON ("{...}", "[...]") or an order_id/customer_id "true"/"false" counts as not a
+string; a negative number beyond -1.8e308 counts as not a number; a line that is an object
+followed by "]" and more text counts as that object; line_number above 2**31-1 (the int column)
+is bad_line_number.
 
 Pipes on Glue: dagster-aws ``PipesGlueClient`` passes ``--dagster-pipes-context`` /
 ``--dagster-pipes-messages`` job arguments. The context may be inline (``PipesEnvContextInjector``)
@@ -28,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import decimal
 import json
 import os
 import re
@@ -37,7 +49,7 @@ import sys
 import uuid
 from contextlib import contextmanager, nullcontext
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import unquote, urlparse
 
 # --------------------------------------------------------------------------------------
@@ -69,6 +81,7 @@ MAX_LINE_NUMBER = 2**31 - 1
 
 KIND_CURATED = "curated"
 KIND_QUARANTINE = "quarantine"
+KIND_SUPERSEDED = "superseded"
 
 # Reason codes (exact strings, first failing rule wins).
 R_INVALID_JSON = "invalid_json"
@@ -99,245 +112,33 @@ REASON_CODES = (
     R_NEGATIVE_UNIT_PRICE, R_BAD_DISCOUNT, R_BAD_TAX_RATE,
 )
 
-CENT = Decimal("0.01")
-ZERO = Decimal(0)
-# Enough digits that quantity * price * rate is always exact before the explicit rounding.
-MONEY_CONTEXT = decimal.Context(prec=60, rounding=decimal.ROUND_HALF_UP)
+
 DETAIL_MAX_CHARS = 200
 
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$"
+# Textual formats, as the contract spells them (Java regex syntax, also valid in Python).
+RFC3339_PATTERN = (
+    r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))$"
 )
-# "Plain decimal number" strings that are coerced: optional minus, digits, optional fraction.
-_PLAIN_DECIMAL = re.compile(r"^-?\d+(?:\.\d+)?$")
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+PLAIN_DECIMAL_PATTERN = r"^-?[0-9]+(?:\.[0-9]+)?$"
 
+# Jackson options for every from_json: strict JSON like Python's json module (no NaN, no
+# single quotes). Partial results keep the fields that did convert when one field's JSON type
+# does not fit its probe type; the type probes below rely on it.
+JSON_OPTIONS = {"allowNonNumericNumbers": "false", "allowSingleQuotes": "false", "mode": "PERMISSIVE"}
+# Numbers are read as DECIMAL(38,18): exact for every literal with at most 18 fractional digits
+# and fewer than 21 integer digits. Literals beyond that window are classified from their
+# double value (sign, magnitude) and an "excess digits" test, see _numeric_leaf.
+EXACT_DECIMAL = "decimal(38,18)"
+PROBE_DECIMAL = "decimal(38,30)"
 
-class _RejectConstant(ValueError):
-    """NaN / Infinity are not JSON; such a line is invalid_json."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _RejectConstant(name)
-
-
-def parse_json_line(raw_line: str) -> Any:
-    """Parse one raw line exactly: floats become Decimal, NaN/Infinity raise ValueError."""
-    return json.loads(raw_line, parse_float=Decimal, parse_constant=_reject_constant)
-
-
-def parse_rfc3339_utc(value: Any) -> dt.datetime | None:
-    """Return the UTC instant of an RFC 3339 timestamp with an explicit offset, else None.
-
-    None for non-strings, timestamps without ``Z``/``±HH:MM``, and impossible dates. Fractions
-    beyond microseconds are truncated (Spark timestamps are microseconds).
-    """
-    if not isinstance(value, str):
-        return None
-    match = _RFC3339.match(value)
-    if not match:
-        return None
-    year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
-    try:
-        if zulu:
-            tz = dt.timezone.utc
-        else:
-            if int(off_h) > 23 or int(off_m) > 59:
-                return None
-            offset = dt.timedelta(hours=int(off_h), minutes=int(off_m))
-            tz = dt.timezone(-offset if sign == "-" else offset)
-        micros = int((frac or "0")[:6].ljust(6, "0"))
-        local = dt.datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second), micros, tzinfo=tz
-        )
-    except ValueError:
-        return None
-    return local.astimezone(dt.timezone.utc)
-
-
-def epoch_micros(instant: dt.datetime) -> int:
-    """Microseconds since the epoch of an aware datetime (the dedup sort key)."""
-    return (instant - _EPOCH) // dt.timedelta(microseconds=1)
-
-
-def coerce_number(value: Any) -> Decimal | None:
-    """The exact numeric value of a JSON value, or None when it is not a number.
-
-    ints and (Decimal-parsed) floats are numbers; a string holding a plain decimal number
-    ("3", "19.99", "-1") is coerced; booleans are never numbers.
-    """
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return Decimal(value)
-    if isinstance(value, Decimal):
-        return value if value.is_finite() else None
-    if isinstance(value, float):  # only when a caller parsed without parse_float=Decimal
-        return Decimal(repr(value)) if value == value and abs(value) != float("inf") else None
-    if isinstance(value, str) and _PLAIN_DECIMAL.match(value):
-        return Decimal(value)
-    return None
-
-
-def coerce_integer(value: Any) -> int | None:
-    """The integer value of a number (3, 3.0, "3") or None when it is not integer-valued."""
-    number = coerce_number(value)
-    if number is None or number != number.to_integral_value():
-        return None
-    return int(number)
-
-
-def decimal_places(value: Decimal) -> int:
-    """Significant decimal places of a value: 19.990 -> 2, 5 -> 0 (exact, no context rounding)."""
-    _, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int) or exponent >= 0 or not any(digits):
-        return 0
-    places = -exponent
-    trailing = 0
-    for digit in reversed(digits):
-        if digit != 0 or trailing >= places:
-            break
-        trailing += 1
-    return places - trailing
-
-
-def round2(value: Decimal) -> Decimal:
-    """Round half-up to cents."""
-    return value.quantize(CENT, rounding=decimal.ROUND_HALF_UP, context=MONEY_CONTEXT)
-
-
-def line_amounts(quantity: int, unit_price: Decimal, discount: Decimal, tax_rate: Decimal) -> dict:
-    """The money columns of one valid line, each a Decimal with 2 places (ROUND_HALF_UP)."""
-    ctx = MONEY_CONTEXT
-    gross = round2(ctx.multiply(Decimal(quantity), unit_price))
-    discount_amount = round2(ctx.multiply(gross, discount))
-    net = ctx.subtract(gross, discount_amount)
-    tax_amount = round2(ctx.multiply(net, tax_rate))
-    total = ctx.add(net, tax_amount)
-    return {
-        "gross": gross,
-        "discount_amount": discount_amount,
-        "net": round2(net),
-        "tax_amount": tax_amount,
-        "total": round2(total),
-    }
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= DETAIL_MAX_CHARS else text[: DETAIL_MAX_CHARS - 3] + "..."
-
-
-def _opt_text(value: Any) -> str | None:
-    """Descriptive attributes are kept as text whatever JSON type they arrived in."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, Decimal)):
-        return str(value)
-    return json.dumps(value, default=str, sort_keys=True)
-
-
-def _non_empty_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
-
-
-def _check_rate(record_line: dict, field: str) -> tuple[Decimal | None, str | None]:
-    """(value, error detail) of discount / tax_rate; absent or null means 0."""
-    raw = record_line.get(field)
-    if raw is None:
-        return ZERO, None
-    number = coerce_number(raw)
-    if number is None:
-        return None, f"{field} {_short(raw)} is not a number"
-    if number < 0 or number > 1:
-        return None, f"{field} {number} outside [0, 1]"
-    if decimal_places(number) > RATE_MAX_PLACES:
-        return None, f"{field} {number} has more than {RATE_MAX_PLACES} decimal places"
-    return number, None
-
-
-def _order_level_error(record: dict, order_date: dt.date) -> tuple[str, str] | None:
-    """First failing order-level rule after order_id and lines, as (reason, detail)."""
-    order_ts = parse_rfc3339_utc(record.get("order_timestamp"))
-    if order_ts is None:
-        return R_BAD_ORDER_TIMESTAMP, f"order_timestamp {_short(record.get('order_timestamp'))}"
-    if order_ts.date() != order_date:
-        return R_WRONG_ORDER_DATE, (
-            f"order_timestamp {record['order_timestamp']} is UTC day {order_ts.date()}, "
-            f"partition is {order_date}"
-        )
-    if parse_rfc3339_utc(record.get("updated_at")) is None:
-        return R_BAD_UPDATED_AT, f"updated_at {_short(record.get('updated_at'))}"
-    status = record.get("status")
-    if not isinstance(status, str) or status not in VALID_STATUSES:
-        return R_BAD_STATUS, f"status {_short(status)}"
-    channel = record.get("channel")
-    if not isinstance(channel, str) or channel not in VALID_CHANNELS:
-        return R_BAD_CHANNEL, f"channel {_short(channel)}"
-    currency = record.get("currency")
-    if not isinstance(currency, str) or currency not in KNOWN_CURRENCIES:
-        return R_UNKNOWN_CURRENCY, f"currency {_short(currency)}"
-    customer = record.get("customer")
-    if not isinstance(customer, dict) or _non_empty_str(customer.get("customer_id")) is None:
-        detail = (
-            "customer is not an object" if not isinstance(customer, dict)
-            else f"customer_id {_short(customer.get('customer_id'))}"
-        )
-        return R_MISSING_CUSTOMER_ID, detail
-    return None
-
-
-def _line_level_error(
-    element: Any, seen_line_numbers: set[int]
-) -> tuple[str, str, int | None, dict | None]:
-    """Validate one element of ``lines``.
-
-    Returns (reason, detail, line_number, values); reason is None for a valid line, whose
-    values hold quantity, unit_price, discount and tax_rate. A valid line_number is added to
-    ``seen_line_numbers`` whatever happens later, so only its first occurrence can be kept.
-    """
-    if not isinstance(element, dict):
-        return R_LINE_NOT_OBJECT, f"line is {type(element).__name__}", None, None
-    line_number = coerce_integer(element.get("line_number"))
-    if line_number is None or line_number < 1 or line_number > MAX_LINE_NUMBER:
-        return R_BAD_LINE_NUMBER, f"line_number {_short(element.get('line_number'))}", None, None
-    if line_number in seen_line_numbers:
-        return (
-            R_DUPLICATE_LINE_NUMBER, f"line_number {line_number} seen earlier in the order",
-            line_number, None,
-        )
-    seen_line_numbers.add(line_number)
-    if _non_empty_str(element.get("product_id")) is None:
-        return (
-            R_MISSING_PRODUCT_ID, f"product_id {_short(element.get('product_id'))}",
-            line_number, None,
-        )
-    raw_quantity = element.get("quantity")
-    quantity = coerce_integer(raw_quantity)
-    if quantity is None or quantity > MAX_QUANTITY:
-        return R_BAD_QUANTITY, f"quantity {_short(raw_quantity)}", line_number, None
-    if quantity < 1:
-        return R_QUANTITY_BELOW_ONE, f"quantity {quantity}", line_number, None
-    raw_price = element.get("unit_price")
-    unit_price = coerce_number(raw_price)
-    if (
-        unit_price is None
-        or unit_price > MAX_UNIT_PRICE
-        or decimal_places(unit_price) > UNIT_PRICE_MAX_PLACES
-    ):
-        return R_BAD_UNIT_PRICE, f"unit_price {_short(raw_price)}", line_number, None
-    if unit_price < 0:
-        return R_NEGATIVE_UNIT_PRICE, f"unit_price {unit_price}", line_number, None
-    discount, detail = _check_rate(element, "discount")
-    if detail is not None:
-        return R_BAD_DISCOUNT, detail, line_number, None
-    tax_rate, detail = _check_rate(element, "tax_rate")
-    if detail is not None:
-        return R_BAD_TAX_RATE, detail, line_number, None
-    values = {"quantity": quantity, "unit_price": unit_price, "discount": discount, "tax_rate": tax_rate}
-    return None, None, line_number, values
+ORDER_TEXT_FIELDS = ("order_id", "order_timestamp", "updated_at", "status", "channel", "store_id", "currency")
+CUSTOMER_TEXT_FIELDS = ("customer_id", "name", "email", "segment", "country", "region", "city")
+LINE_TEXT_FIELDS = (
+    "line_number", "product_id", "sku", "product_name", "category", "brand",
+    "quantity", "unit_price", "discount", "tax_rate",
+)
+NUMERIC_LINE_FIELDS = ("line_number", "quantity", "unit_price", "discount", "tax_rate")
 
 
 def _as_date(value: dt.date | str) -> dt.date:
@@ -348,118 +149,474 @@ def _as_date(value: dt.date | str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
-def explode_record(
-    raw_line: str,
-    order_date: dt.date | str,
-    page: int,
-    position: int,
-    run_id: str | None = None,
-) -> list[dict]:
-    """Turn one raw JSONL line into its line units (never raises on bad input).
+def _ddl(fields: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"`{name}`: {kind}" for name, kind in fields)
 
-    Each unit is a dict with every key of ``UNIT_COLUMNS``: ``kind`` is "curated" or
-    "quarantine" (with ``reason``, ``detail`` and ``raw_record``); ``dedup_order_id`` and
-    ``updated_key`` (UTC epoch microseconds, None when unparseable) are the dedup key, shared
-    by all units of the record. Deduplication itself happens across records, in Spark.
+
+# Pass 1 (the whole line, wrapped in [ ]): every order field as text. A line is one JSON object
+# exactly when this parses to an array of one non-null element; the wrapping makes trailing
+# garbage ("{...} x", "{...}}") and several values ("{...},{...}") fail like Python's json.
+RECORD_TEXT_SCHEMA = "array<struct<{}>>".format(_ddl(
+    [(name, "string") for name in ORDER_TEXT_FIELDS]
+    + [("customer", "struct<{}>".format(_ddl((name, "string") for name in CUSTOMER_TEXT_FIELDS))),
+       ("lines", "array<string>")]
+))
+# Pass 2 (the whole line): the exact numbers of the lines, and number probes of the id fields
+# (a JSON number converts to DOUBLE, a JSON string never does). An element that is not an
+# object nulls the whole array; the lines are then read from their texts (_line_parts).
+_LINE_NUMBERS = [(name, EXACT_DECIMAL) for name in NUMERIC_LINE_FIELDS] + [("product_id", "double")]
+RECORD_NUMBER_SCHEMA = "struct<{}>".format(_ddl([
+    ("order_id", "double"),
+    ("customer", "struct<customer_id: double>"),
+    ("lines", "array<struct<{}>>".format(_ddl(_LINE_NUMBERS))),
+]))
+# Per line element (its JSON text from pass 1): text of every field; number probes (DOUBLE:
+# non-null only for JSON numbers) and a boolean probe of product_id; exact numbers as a
+# fallback when pass 2 could not give them.
+LINE_TEXT_SCHEMA = "struct<{}>".format(_ddl((name, "string") for name in LINE_TEXT_FIELDS))
+LINE_PROBE_SCHEMA = "struct<{}>".format(_ddl(
+    [(name, "double") for name in NUMERIC_LINE_FIELDS] + [("product_id", "boolean")]
+))
+LINE_NUMBER_SCHEMA = "struct<{}>".format(_ddl(_LINE_NUMBERS))
+
+
+def _json_string(text, number_probe, boolean_probe=None):
+    """A non-empty JSON string, from the field's text and type probes.
+
+    Booleans are told apart by ``boolean_probe`` when the caller has one, else by their text
+    ("true"/"false"); objects and arrays by their compact JSON text ({...} / [...]), so a string
+    holding exactly such text is read as not-a-string (documented approximation).
     """
-    order_date = _as_date(order_date)
-    base = dict.fromkeys(UNIT_COLUMNS)
-    base.update(order_date=order_date, source_page=page, position=position, ingest_run_id=run_id)
+    from pyspark.sql import functions as F
 
-    def quarantine(reason: str, detail: str, unit_index: int, **extra: Any) -> dict:
-        unit = dict(base, kind=KIND_QUARANTINE, reason=reason, detail=detail,
-                    raw_record=raw_line, unit_index=unit_index)
-        unit.update(extra)
-        return unit
-
-    try:
-        record = parse_json_line(raw_line)
-    except (ValueError, RecursionError) as exc:
-        return [quarantine(R_INVALID_JSON, f"not JSON: {_short(str(exc))}", 0)]
-    if not isinstance(record, dict):
-        return [quarantine(R_INVALID_JSON, f"JSON {type(record).__name__}, not an object", 0)]
-
-    order_id = _non_empty_str(record.get("order_id"))
-    lines = record.get("lines")
-    has_lines = isinstance(lines, list) and len(lines) > 0
-    updated = parse_rfc3339_utc(record.get("updated_at"))
-    base.update(
-        order_id=order_id,
-        dedup_order_id=order_id,
-        updated_key=epoch_micros(updated) if updated is not None else None,
+    looks_boolean = boolean_probe.isNotNull() if boolean_probe is not None else text.isin("true", "false")
+    return F.coalesce(
+        text.isNotNull() & (text != "") & number_probe.isNull() & ~looks_boolean
+        & ~text.rlike(r"^(\{.*\}|\[.*\])$"),
+        F.lit(False),
     )
 
-    if order_id is None:
-        order_error = (R_MISSING_ORDER_ID, f"order_id {_short(record.get('order_id'))}")
-    elif not has_lines:
-        order_error = (R_MISSING_LINES, f"lines {_short(lines) if 'lines' in record else 'absent'}")
-    else:
-        order_error = _order_level_error(record, order_date)
 
-    if order_error is not None:
-        if not has_lines:
-            return [quarantine(*order_error, 0)]
-        units = []
-        for index, element in enumerate(lines):
-            number = coerce_integer(element.get("line_number")) if isinstance(element, dict) else None
-            if number is not None and not 1 <= number <= MAX_LINE_NUMBER:
-                number = None
-            units.append(quarantine(*order_error, index, line_number=number))
-        return units
+class _Number:
+    """Column expressions describing one numeric JSON leaf exactly (no floats in the values).
 
-    customer = record["customer"]
-    order_fields = {
-        "order_timestamp": parse_rfc3339_utc(record["order_timestamp"]),
-        "updated_at": updated,
-        "customer_id": customer["customer_id"],
-        "channel": record["channel"],
-        "store_id": _opt_text(record.get("store_id")),
-        "status": record["status"],
-        "currency": record["currency"],
-        "customer_name": _opt_text(customer.get("name")),
-        "customer_email": _opt_text(customer.get("email")),
-        "customer_segment": _opt_text(customer.get("segment")),
-        "customer_country": _opt_text(customer.get("country")),
-        "customer_region": _opt_text(customer.get("region")),
-        "customer_city": _opt_text(customer.get("city")),
-    }
-    units = []
-    seen: set[int] = set()
-    for index, element in enumerate(lines):
-        reason, detail, line_number, values = _line_level_error(element, seen)
-        if reason is not None:
-            units.append(quarantine(reason, detail, index, line_number=line_number))
-            continue
-        unit = dict(base, kind=KIND_CURATED, unit_index=index, line_number=line_number)
-        unit.update(order_fields)
-        unit.update(
-            product_id=element["product_id"],
-            sku=_opt_text(element.get("sku")),
-            product_name=_opt_text(element.get("product_name")),
-            category=_opt_text(element.get("category")),
-            brand=_opt_text(element.get("brand")),
-            quantity=values["quantity"],
-            unit_price=values["unit_price"].quantize(CENT, context=MONEY_CONTEXT),
-            discount=values["discount"],
-            tax_rate=values["tax_rate"],
+    ``text`` is the leaf as text, ``probe`` its DOUBLE probe (non-null only for JSON numbers),
+    ``exact`` its DECIMAL(38,18) reading. A JSON string is a number when it matches
+    PLAIN_DECIMAL_PATTERN; its decimal places are then counted from the text itself.
+    """
+
+    def __init__(self, text, probe, exact):
+        from pyspark.sql import functions as F
+
+        self.text = text
+        self.is_token = probe.isNotNull()
+        self.coercible = probe.isNull() & F.coalesce(text.rlike(PLAIN_DECIMAL_PATTERN), F.lit(False))
+        self.is_number = self.is_token | self.coercible
+        self.value = F.when(self.is_token, exact).when(self.coercible, text.cast(EXACT_DECIMAL))
+        # Magnitudes beyond DECIMAL(38,18) (|x| >= 1e20) keep only their sign.
+        self.negative = F.when(self.is_token, probe < 0).otherwise(text.startswith("-"))
+        self.text_places = F.length(F.regexp_extract(text, r"\.([0-9]*[1-9])0*$", 1))
+        # A literal with digits beyond the 18th decimal place: its double (shortest repr) differs
+        # from the value rounded to 18 places.
+        probe_decimal = probe.cast(PROBE_DECIMAL)
+        self.excess = F.coalesce(
+            self.is_token & exact.isNotNull() & (probe_decimal != exact), F.lit(False)
         )
-        unit.update(line_amounts(**values))
-        units.append(unit)
-    return units
+
+    def places_at_most(self, places: int):
+        from pyspark.sql import functions as F
+
+        return (
+            F.when(~self.is_number, F.lit(False))
+            .when(self.coercible, self.text_places <= places)
+            .when(self.excess, F.lit(False))
+            .when(self.value.isNull(), F.lit(True))  # |x| >= 1e20 with <= 17 digits is integral
+            .otherwise(self.value == F.round(self.value, places))
+        )
+
+    def greater_than(self, bound):
+        from pyspark.sql import functions as F
+
+        return F.when(self.value.isNull(), ~self.negative).otherwise(self.value > F.lit(bound))
+
+    def less_than(self, bound):
+        from pyspark.sql import functions as F
+
+        return F.when(self.value.isNull(), self.negative).otherwise(self.value < F.lit(bound))
 
 
-def split_page_text(text: str) -> list[str]:
-    """The JSONL lines of one page file; a final newline does not make an extra line."""
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+_MIN_MICROS = -62135596800000000  # 0001-01-01T00:00:00Z
+_MAX_MICROS = 253402300799999999  # 9999-12-31T23:59:59.999999Z
 
 
-def explode_page(text: str, order_date: dt.date | str, page: int, run_id: str | None) -> Iterator[dict]:
-    """All line units of one page file, positions counted from 1 in file order."""
-    for position, raw_line in enumerate(split_page_text(text), start=1):
-        yield from explode_record(raw_line, order_date, page, position, run_id)
+def rfc3339_micros(text):
+    """UTC epoch microseconds of an RFC 3339 timestamp with an offset, else null.
+
+    Same reading as the contract: impossible dates/times/offsets are null, the fraction is
+    truncated to microseconds, results outside years 1..9999 UTC are null.
+    """
+    from pyspark.sql import functions as F
+
+    def part(index):
+        return F.regexp_extract(text, RFC3339_PATTERN, index)
+
+    year, second = part(1).cast("int"), part(6).cast("int")
+    off_h, off_m = part(10).cast("int"), part(11).cast("int")
+    zulu = part(8) != ""
+    seconds = F.concat(part(6), F.lit("."), F.rpad(F.substring(part(7), 1, 6), 6, "0")).cast("decimal(8,6)")
+    local = F.make_timestamp(
+        year, part(2).cast("int"), part(3).cast("int"), part(4).cast("int"), part(5).cast("int"),
+        seconds, F.lit("UTC"),
+    )
+    offset_minutes = F.when(zulu, F.lit(0)).otherwise(
+        F.when(part(9) == "-", F.lit(-1)).otherwise(F.lit(1)) * (off_h * 60 + off_m)
+    )
+    micros = F.unix_micros(local) - offset_minutes.cast("bigint") * 60_000_000
+    valid = (
+        F.coalesce(text.rlike(RFC3339_PATTERN), F.lit(False))
+        & (zulu | ((off_h <= 23) & (off_m <= 59)))
+        & (second <= 59) & (year >= 1)
+        & micros.between(_MIN_MICROS, _MAX_MICROS)
+    )
+    return F.when(valid, micros)
+
+
+def _micros_to_date(micros):
+    from pyspark.sql import functions as F
+
+    return F.date_from_unix_date(F.floor(micros / F.lit(86_400_000_000)).cast("int"))
+
+
+def _detail(prefix: str, value):
+    from pyspark.sql import functions as F
+
+    return F.substring(F.concat(F.lit(prefix), F.coalesce(value, F.lit("absent or null"))), 1, DETAIL_MAX_CHARS)
+
+
+def _line_element(text, index, raw_lines):
+    """One element of ``lines`` as a struct: is_object, text fields, probes, exact numbers."""
+    from pyspark.sql import functions as F
+
+    raw_ok = raw_lines.isNotNull()
+    raw_element = F.element_at(raw_lines, index + 1)
+    fallback = F.from_json(text, LINE_NUMBER_SCHEMA, JSON_OPTIONS)
+    exact = F.when(raw_ok, raw_element).otherwise(fallback)
+    is_object = F.coalesce(
+        F.when(raw_ok, raw_element.isNotNull()).otherwise(text.rlike(r"^\{.*\}$") & fallback.isNotNull()),
+        F.lit(False),
+    )
+    return F.struct(
+        is_object.alias("is_object"),
+        F.from_json(text, LINE_TEXT_SCHEMA, JSON_OPTIONS).alias("t"),
+        F.from_json(text, LINE_PROBE_SCHEMA, JSON_OPTIONS).alias("p"),
+        exact.alias("x"),
+    )
+
+
+def _leaf(element, name) -> _Number:
+    return _Number(element["t"][name], element["p"][name], element["x"][name])
+
+
+def _valid_line_number(element):
+    """The element's line_number as an int when it is a valid one (integer 1..MAX), else null."""
+    from pyspark.sql import functions as F
+
+    number = _leaf(element, "line_number")
+    ok = (
+        element["is_object"] & number.places_at_most(0)
+        & ~number.less_than(1) & ~number.greater_than(MAX_LINE_NUMBER)
+    )
+    return F.when(ok, number.value.cast("int"))
+
+
+def _order_checks(frame):
+    """Add the record-level columns: order_reason (first failing order rule), dedup key, units."""
+    from pyspark.sql import functions as F
+
+    wrapped = F.from_json(F.concat(F.lit("["), F.col("value"), F.lit("]")), RECORD_TEXT_SCHEMA, JSON_OPTIONS)
+    frame = frame.select(
+        "*",
+        wrapped.alias("_wrapped"),
+        F.from_json("value", RECORD_NUMBER_SCHEMA, JSON_OPTIONS).alias("num"),
+    )
+    is_object = (
+        F.coalesce(F.size("_wrapped") == 1, F.lit(False))
+        & F.element_at("_wrapped", 1).isNotNull()
+        & F.col("value").rlike(r"^[ \t]*\{")
+        & F.col("line_ok")
+    )
+    frame = frame.select(
+        "*", is_object.alias("is_object"),
+        F.when(is_object, F.element_at("_wrapped", 1)).alias("rec"),
+    ).drop("_wrapped")
+    rec, num = F.col("rec"), F.col("num")
+    order_id_ok = _json_string(rec["order_id"], num["order_id"])
+    lines_ok = F.coalesce(F.size(rec["lines"]) > 0, F.lit(False))
+    order_ts = rfc3339_micros(rec["order_timestamp"])
+    updated = rfc3339_micros(rec["updated_at"])
+    customer_ok = rec["customer"].isNotNull() & _json_string(
+        rec["customer"]["customer_id"], num["customer"]["customer_id"]
+    )
+    frame = frame.select(
+        "*",
+        F.when(order_id_ok, rec["order_id"]).alias("order_id"),
+        lines_ok.alias("lines_ok"),
+        order_ts.alias("order_micros"),
+        updated.alias("updated_key"),
+    )
+    order_day = _micros_to_date(F.col("order_micros"))
+    reason = (
+        F.when(~F.col("is_object"), F.lit(R_INVALID_JSON))
+        .when(F.col("order_id").isNull(), F.lit(R_MISSING_ORDER_ID))
+        .when(~F.col("lines_ok"), F.lit(R_MISSING_LINES))
+        .when(F.col("order_micros").isNull(), F.lit(R_BAD_ORDER_TIMESTAMP))
+        .when(order_day != F.col("order_date"), F.lit(R_WRONG_ORDER_DATE))
+        .when(F.col("updated_key").isNull(), F.lit(R_BAD_UPDATED_AT))
+        .when(~F.coalesce(rec["status"].isin(*sorted(VALID_STATUSES)), F.lit(False)), F.lit(R_BAD_STATUS))
+        .when(~F.coalesce(rec["channel"].isin(*sorted(VALID_CHANNELS)), F.lit(False)), F.lit(R_BAD_CHANNEL))
+        .when(~F.coalesce(rec["currency"].isin(*sorted(KNOWN_CURRENCIES)), F.lit(False)), F.lit(R_UNKNOWN_CURRENCY))
+        .when(~customer_ok, F.lit(R_MISSING_CUSTOMER_ID))
+    )
+    detail = (
+        F.when(~F.col("is_object"), F.lit("line is not one JSON object"))
+        .when(F.col("order_id").isNull(), _detail("order_id ", rec["order_id"]))
+        .when(~F.col("lines_ok"), F.lit("lines is absent, null, not a list or empty"))
+        .when(F.col("order_micros").isNull(), _detail("order_timestamp ", rec["order_timestamp"]))
+        .when(order_day != F.col("order_date"),
+              F.concat(F.lit("order_timestamp is UTC day "), order_day.cast("string"),
+                       F.lit(", partition is "), F.col("order_date").cast("string")))
+        .when(F.col("updated_key").isNull(), _detail("updated_at ", rec["updated_at"]))
+        .otherwise(F.concat_ws(
+            " ", F.lit("status/channel/currency/customer:"), rec["status"], rec["channel"], rec["currency"],
+            F.coalesce(rec["customer"]["customer_id"], F.lit("customer_id absent or not an object")),
+        ))
+    )
+    units = F.when(F.col("is_object") & F.col("lines_ok"), F.size(rec["lines"])).otherwise(F.lit(1))
+    return frame.select("*", reason.alias("order_reason"), detail.alias("order_detail"), units.alias("units"))
+
+
+def _dedup(records):
+    """Mark superseded records: per (order_date, order_id) the greatest (updated_at, page,
+    position) survives, unparseable updated_at lowest; records without an order_id survive."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    newest_first = Window.partitionBy("order_date", "order_id").orderBy(
+        F.col("updated_key").desc_nulls_last(), F.col("source_page").desc(), F.col("position").desc()
+    )
+    superseded = F.when(F.col("order_id").isNull(), F.lit(False)).otherwise(F.row_number().over(newest_first) > 1)
+    return records.withColumn("superseded", superseded)
+
+
+def _line_units(records):
+    """One row per line unit of the surviving records, with kind, reason and typed values."""
+    from pyspark.sql import functions as F
+
+    rec = F.col("rec")
+    elements = F.when(
+        F.col("is_object") & F.col("lines_ok"),
+        F.transform(rec["lines"], lambda text, index: _line_element(text, index, F.col("num")["lines"])),
+    )
+    records = records.select("*", elements.alias("elements"))
+    records = records.select("*", F.transform("elements", _valid_line_number).alias("numbers"))
+    # The first element with a given valid line_number keeps it; later ones are duplicates.
+    numbers = F.col("numbers")
+    duplicate = F.transform(
+        numbers, lambda number, index: F.coalesce(
+            number.isNotNull() & F.exists(F.slice(numbers, 1, index), lambda seen: seen == number), F.lit(False)
+        )
+    )
+    records = records.select("*", duplicate.alias("duplicate"))
+    # Only what the units need rides along with each exploded line (not the raw arrays).
+    slim_rec = F.struct(*[rec[name].alias(name) for name in ("channel", "store_id", "status", "currency", "customer")])
+    records = records.select(
+        "order_date", "source_page", "position", "ingest_run_id", "order_id", "value", "order_reason",
+        "order_detail", "order_micros", "updated_key", slim_rec.alias("rec"), "numbers", "duplicate", "elements",
+    )
+    units = records.select(
+        *[name for name in records.columns if name != "elements"],
+        F.posexplode_outer("elements").alias("unit_index", "element"),
+    ).withColumn("unit_index", F.coalesce("unit_index", F.lit(0)))
+    element = F.col("element")
+    position = F.col("unit_index") + 1
+    line_number = F.element_at("numbers", position)
+    is_duplicate = F.element_at("duplicate", position)
+    product_text = element["t"]["product_id"]
+    product_ok = _json_string(product_text, element["x"]["product_id"], element["p"]["product_id"])
+    quantity, price = _leaf(element, "quantity"), _leaf(element, "unit_price")
+    discount, tax = _leaf(element, "discount"), _leaf(element, "tax_rate")
+
+    def bad_rate(rate: _Number):
+        return rate.text.isNotNull() & (
+            ~rate.is_number | rate.less_than(0) | rate.greater_than(1) | ~rate.places_at_most(RATE_MAX_PLACES)
+        )
+
+    line_reason = (
+        F.when(~element["is_object"], F.lit(R_LINE_NOT_OBJECT))
+        .when(line_number.isNull(), F.lit(R_BAD_LINE_NUMBER))
+        .when(is_duplicate, F.lit(R_DUPLICATE_LINE_NUMBER))
+        .when(~product_ok, F.lit(R_MISSING_PRODUCT_ID))
+        .when(~quantity.places_at_most(0) | quantity.greater_than(MAX_QUANTITY), F.lit(R_BAD_QUANTITY))
+        .when(quantity.less_than(1), F.lit(R_QUANTITY_BELOW_ONE))
+        .when(~price.places_at_most(UNIT_PRICE_MAX_PLACES) | price.greater_than(MAX_UNIT_PRICE), F.lit(R_BAD_UNIT_PRICE))
+        .when(price.less_than(0), F.lit(R_NEGATIVE_UNIT_PRICE))
+        .when(bad_rate(discount), F.lit(R_BAD_DISCOUNT))
+        .when(bad_rate(tax), F.lit(R_BAD_TAX_RATE))
+    )
+    line_detail = (
+        F.when(~element["is_object"], F.lit("line is not a JSON object"))
+        .when(line_number.isNull(), _detail("line_number ", element["t"]["line_number"]))
+        .when(is_duplicate, F.concat(F.lit("line_number "), line_number.cast("string"), F.lit(" seen earlier in the order")))
+        .when(~product_ok, _detail("product_id ", product_text))
+        .when(F.lit(True), F.concat_ws(
+            " ", F.lit("quantity/unit_price/discount/tax_rate:"),
+            *[F.coalesce(leaf.text, F.lit("null")) for leaf in (quantity, price, discount, tax)],
+        ))
+    )
+    reason = F.coalesce(F.col("order_reason"), line_reason)
+    detail = F.when(F.col("order_reason").isNotNull(), F.col("order_detail")).otherwise(line_detail)
+    kind = F.when(reason.isNull(), F.lit(KIND_CURATED)).otherwise(F.lit(KIND_QUARANTINE))
+    # Quarantine keeps the element's line_number unless the element had none to keep.
+    unit_line_number = F.when(
+        F.col("order_reason").isNull() & ~F.coalesce(element["is_object"], F.lit(False)), F.lit(None)
+    ).otherwise(line_number)
+
+    def rate_value(rate: _Number):
+        return F.when(rate.text.isNull(), F.lit(0)).otherwise(rate.value).cast("decimal(12,10)")
+
+    customer = rec["customer"]
+    units = units.select(
+        "order_date", "source_page", "position", "ingest_run_id", "unit_index", "order_id",
+        F.lit(False).alias("superseded"), F.lit(1).alias("n"),
+        kind.alias("kind"), reason.alias("reason"), detail.alias("detail"),
+        F.when(reason.isNotNull(), F.col("value")).alias("raw_record"),
+        unit_line_number.cast("int").alias("line_number"),
+        F.timestamp_micros("order_micros").alias("order_timestamp"),
+        F.timestamp_micros("updated_key").alias("updated_at"),
+        customer["customer_id"].alias("customer_id"),
+        product_text.alias("product_id"),
+        rec["channel"].alias("channel"), rec["store_id"].alias("store_id"),
+        rec["status"].alias("status"), rec["currency"].alias("currency"),
+        F.when(reason.isNull(), quantity.value).cast("int").alias("quantity"),
+        F.when(reason.isNull(), price.value).cast("decimal(18,2)").alias("unit_price"),
+        F.when(reason.isNull(), rate_value(discount)).alias("discount"),
+        F.when(reason.isNull(), rate_value(tax)).alias("tax_rate"),
+        customer["name"].alias("customer_name"), customer["email"].alias("customer_email"),
+        customer["segment"].alias("customer_segment"), customer["country"].alias("customer_country"),
+        customer["region"].alias("customer_region"), customer["city"].alias("customer_city"),
+        *[element["t"][name].alias(name) for name in ("sku", "product_name", "category", "brand")],
+    )
+    return with_money(units)
+
+
+def with_money(units):
+    """Add gross, discount_amount, net, tax_amount, total (DECIMAL(18,2), half-up per line).
+
+    Inputs quantity int, unit_price DECIMAL(18,2), discount/tax_rate DECIMAL(12,10): every
+    product fits DECIMAL(38) exactly, so the only rounding is the explicit round(…, 2) (HALF_UP).
+    """
+    from pyspark.sql import functions as F
+
+    money = "decimal(18,2)"
+    gross = (F.col("quantity").cast("decimal(10,0)") * F.col("unit_price")).cast(money)
+    units = units.withColumn("gross", gross)
+    units = units.withColumn("discount_amount", F.round(F.col("gross") * F.col("discount"), 2).cast(money))
+    units = units.withColumn("net", (F.col("gross") - F.col("discount_amount")).cast(money))
+    units = units.withColumn("tax_amount", F.round(F.col("net") * F.col("tax_rate"), 2).cast(money))
+    return units.withColumn("total", (F.col("net") + F.col("tax_amount")).cast(money))
+
+
+def validate_lines(lines):
+    """The line units of raw lines validated and priced WITHOUT deduplication (rules only);
+    same input and output columns as ``units_from_lines``."""
+    return _line_units(_order_checks(lines))
+
+
+def units_from_lines(lines):
+    """Every line unit of raw JSONL lines, deduplicated, validated and priced (Spark only).
+
+    ``lines`` has order_date (date), source_page (int), position (int, order within the page),
+    ingest_run_id (string), value (the raw line) and line_ok (false when the line's bytes were
+    not valid UTF-8). Returns one row per unit (``n`` = 1) with kind curated/quarantine, plus one
+    row per superseded record (kind "superseded", ``n`` = its units), with every column of
+    ORDER_LINES_COLUMNS and QUARANTINE_COLUMNS and position/unit_index.
+    """
+    from pyspark.sql import functions as F
+
+    records = _dedup(_order_checks(lines))
+    superseded = records.filter("superseded").select(
+        "order_date", "source_page", "position", "ingest_run_id", F.lit(0).alias("unit_index"),
+        "order_id", "superseded", F.col("units").alias("n"), F.lit(KIND_SUPERSEDED).alias("kind"),
+    )
+    live = _line_units(records.filter(~F.col("superseded")))
+    return live.unionByName(superseded, allowMissingColumns=True)
+
+
+PAGE_KEY_PATTERN = r"(raw/sales_orders/order_date=[^/]+/run_id=[^/]+/[^/]+)$"
+INTEGRITY_MARKER = "PAGE_INTEGRITY_ERROR"
+
+
+class PageIntegrityError(RuntimeError):
+    """A landed page's bytes do not match its manifest entry (size or sha256)."""
+
+
+def read_lines(spark, lake: Lake, manifests: dict[str, dict]):
+    """The raw lines of every page the manifests list, with their page metadata.
+
+    Pages are read as binary files so that each one's sha256 and size are checked against
+    its manifest entry in the same scan (a mismatch fails the job, naming the page), and
+    invalid UTF-8 is detected. Blank lines are not records (as in the contract).
+    """
+    from pyspark.sql import functions as F
+
+    pages = [
+        (page["key"].lstrip("/"), dt.date.fromisoformat(day), int(page["page"]), manifest.get("run_id"),
+         int(page["bytes"]) if page.get("bytes") is not None else None, page.get("sha256"))
+        for day, manifest in manifests.items() for page in manifest.get("pages") or []
+    ]
+    schema = "key string, order_date date, source_page int, ingest_run_id string, bytes bigint, sha256 string"
+    if not pages:
+        empty = spark.createDataFrame([], schema)
+        return empty.select("order_date", "source_page", "ingest_run_id",
+                            F.lit(0).alias("position"), F.lit("").alias("value"), F.lit(True).alias("line_ok"))
+    meta = spark.createDataFrame(pages, schema)
+    files = (
+        spark.read.format("binaryFile").load([lake.uri(key) for key, *_ in pages])
+        .select(F.regexp_extract(F.expr("url_decode(path)"), PAGE_KEY_PATTERN, 1).alias("key"), "length", "content")
+        .join(F.broadcast(meta), "key")
+    )
+    actual_sha = F.sha2("content", 256)
+    intact = (
+        (F.col("sha256").isNull() | (actual_sha == F.col("sha256")))
+        & (F.col("bytes").isNull() | (F.col("length") == F.col("bytes")))
+    )
+    problem = F.concat(
+        F.lit(INTEGRITY_MARKER + ": page "), F.col("key"), F.lit(" does not match its manifest (bytes "),
+        F.col("length").cast("string"), F.lit(" vs "), F.coalesce(F.col("bytes").cast("string"), F.lit("?")),
+        F.lit(", sha256 "), actual_sha, F.lit(" vs "), F.coalesce(F.col("sha256"), F.lit("?")), F.lit(")"),
+    )
+    text = F.when(intact, F.decode("content", "UTF-8")).otherwise(F.raise_error(problem))
+    files = files.select("order_date", "source_page", "ingest_run_id", "content", text.alias("text"))
+    # The UTF-8 flag is computed before the explode so that neither the file's bytes nor its
+    # text ride along (copied) with each of its lines.
+    files = files.select(
+        "order_date", "source_page", "ingest_run_id", "text",
+        (F.encode("text", "UTF-8") == F.col("content")).alias("utf8"),
+    )
+    files = files.select(
+        "order_date", "source_page", "ingest_run_id", "utf8",
+        F.posexplode(F.split("text", "\r\n|\r|\n")).alias("pos", "value"),
+    )
+    return files.filter(~F.col("value").rlike(r"^[ \t]*$")).select(
+        "order_date", "source_page", "ingest_run_id", (F.col("pos") + 1).alias("position"), "value",
+        # Undecodable bytes became U+FFFD; only lines holding one can be the broken ones.
+        (F.col("utf8") | ~F.col("value").contains("\ufffd")).alias("line_ok"),
+    )
+
+
+def read_units(spark, lake: Lake, manifests: dict[str, dict]):
+    """DataFrame of every line unit of the listed pages (see ``units_from_lines``)."""
+    return units_from_lines(read_lines(spark, lake, manifests))
 
 
 # --------------------------------------------------------------------------------------
@@ -500,33 +657,6 @@ TABLE_COLUMNS = {
     TABLE_DIM_CUSTOMER: DIM_CUSTOMER_COLUMNS,
     TABLE_DIM_PRODUCT: DIM_PRODUCT_COLUMNS,
 }
-# Internal columns carried between the Python explode and the Spark dedup.
-_INTERNAL_COLUMNS = (
-    ("kind", "string"), ("dedup_order_id", "string"), ("updated_key", "bigint"),
-    ("position", "int"), ("unit_index", "int"), ("reason", "string"), ("detail", "string"),
-    ("raw_record", "string"),
-)
-_UNIT_SCHEMA_COLUMNS = _INTERNAL_COLUMNS + ORDER_LINES_COLUMNS
-UNIT_COLUMNS = tuple(name for name, _ in _UNIT_SCHEMA_COLUMNS)
-
-
-def _spark_type(sql_type: str):
-    from pyspark.sql import types as T
-
-    simple = {
-        "string": T.StringType(), "int": T.IntegerType(), "bigint": T.LongType(),
-        "date": T.DateType(), "timestamp": T.TimestampType(),
-    }
-    if sql_type in simple:
-        return simple[sql_type]
-    precision, scale = re.match(r"decimal\((\d+),(\d+)\)", sql_type).groups()
-    return T.DecimalType(int(precision), int(scale))
-
-
-def _struct(columns: Iterable[tuple[str, str]]):
-    from pyspark.sql import types as T
-
-    return T.StructType([T.StructField(name, _spark_type(kind), True) for name, kind in columns])
 
 
 # --------------------------------------------------------------------------------------
@@ -614,83 +744,6 @@ def read_manifests(spark, lake: Lake, dates: Sequence[str]) -> dict[str, dict]:
     return manifests
 
 
-# --------------------------------------------------------------------------------------
-# Spark stages
-# --------------------------------------------------------------------------------------
-
-
-def _register_for_workers() -> None:
-    """Ship this module's functions to Python workers by value.
-
-    As ``__main__`` (Glue, subprocess) cloudpickle already does; when imported under another
-    name (tests load the file with importlib) the workers could not import it by name.
-    """
-    module = sys.modules.get(__name__)
-    if __name__ != "__main__" and module is not None:
-        from pyspark import cloudpickle
-
-        try:
-            cloudpickle.register_pickle_by_value(module)
-        except ValueError:
-            pass
-
-
-def _page_index(lake: Lake, manifests: dict[str, dict]) -> dict[str, tuple[str, int, str]]:
-    """Page key -> (order_date, page number, run_id) for every page the manifests list."""
-    index = {}
-    for day, manifest in manifests.items():
-        for page in manifest.get("pages") or []:
-            index[page["key"].lstrip("/")] = (day, int(page["page"]), manifest.get("run_id"))
-    return index
-
-
-def _units_of_pages(page_index: dict[str, tuple[str, int, str]]) -> Callable:
-    def page_key(file_uri: str) -> str | None:
-        # Keys start with raw/sales_orders/; the last occurrence is the key's own start.
-        for candidate in (file_uri, unquote(file_uri)):
-            key = candidate[candidate.rfind(RAW_PREFIX + "/"):]
-            if key in page_index:
-                return key
-        return None
-
-    def explode_partition(rows: Iterable) -> Iterator[tuple]:
-        for text, file_uri in rows:
-            key = page_key(file_uri)
-            if key is None:
-                raise RuntimeError(f"{file_uri} is not a page listed in a manifest")
-            day, page, run_id = page_index[key]
-            for unit in explode_page(text, day, page, run_id):
-                yield tuple(unit[name] for name in UNIT_COLUMNS)
-
-    return explode_partition
-
-
-def read_units(spark, lake: Lake, manifests: dict[str, dict]):
-    """DataFrame of every line unit of the listed pages, with a ``superseded`` flag.
-
-    Dedup is per order_date and order_id: the record with the greatest (updated_at, page,
-    position) survives, unparseable updated_at sorting lowest; units without a valid
-    order_id are never superseded.
-    """
-    from pyspark.sql import Window
-    from pyspark.sql import functions as F
-
-    page_index = _page_index(lake, manifests)
-    schema = _struct(_UNIT_SCHEMA_COLUMNS)
-    if not page_index:
-        units = spark.createDataFrame([], schema)
-    else:
-        _register_for_workers()
-        paths = [lake.uri(key) for key in sorted(page_index)]
-        pages = spark.read.text(paths, wholetext=True).select("value", F.input_file_name().alias("file"))
-        units = spark.createDataFrame(
-            pages.rdd.mapPartitions(_units_of_pages(page_index)), schema, verifySchema=False
-        )
-    newest_first = Window.partitionBy("order_date", "dedup_order_id").orderBy(
-        F.col("updated_key").desc_nulls_last(), F.col("source_page").desc(), F.col("position").desc()
-    )
-    rank = F.when(F.col("dedup_order_id").isNull(), F.lit(1)).otherwise(F.dense_rank().over(newest_first))
-    return units.withColumn("superseded", rank > 1)
 
 
 def _latest_per_key(lines, key: str, columns: Sequence[tuple[str, Any]]):
@@ -712,7 +765,7 @@ def build_tables(units) -> dict[str, Any]:
     """The four curated DataFrames (all days) from the deduplicated units."""
     from pyspark.sql import functions as F
 
-    live = units.filter(~F.col("superseded"))
+    live = units.filter(F.col("kind") != KIND_SUPERSEDED)
     lines = live.filter(F.col("kind") == KIND_CURATED).select(
         *[F.col(name).cast(kind) for name, kind in ORDER_LINES_COLUMNS]
     )
@@ -794,6 +847,26 @@ def _column_schema(table: str) -> list[dict]:
     return [{"name": name, "type": kind} for name, kind in TABLE_COLUMNS[table]]
 
 
+def _collect_counts(units) -> list:
+    """The small per-(day, kind, reason) aggregate; a page that fails its manifest check
+    surfaces here, before anything is written, as PageIntegrityError."""
+    from pyspark.sql import functions as F
+
+    try:
+        return (
+            units.groupBy("order_date", "kind", "superseded", "reason")
+            .agg(F.sum("n").alias("n"), F.sum("net").alias("net"))
+            .collect()
+        )
+    except Exception as exc:  # Spark wraps raise_error in its own exception types
+        message = str(exc)
+        if INTEGRITY_MARKER not in message:
+            raise
+        start = message.index(INTEGRITY_MARKER) + len(INTEGRITY_MARKER) + 2
+        detail = message[start:].split("\n", 1)[0].split(")", 1)[0] + ")"
+        raise PageIntegrityError(detail) from None
+
+
 def run(
     spark,
     lake_root: str,
@@ -821,17 +894,13 @@ def run(
 
     units = read_units(spark, lake, manifests).persist(StorageLevel.MEMORY_AND_DISK)
     try:
+        counts = _collect_counts(units)
         figures = {
             day: {"raw_lines": 0, "curated_lines": 0, "quarantine_lines": 0,
                   "superseded_lines": 0, "net": "0.00"}
             for day in days
         }
         reasons: dict[str, dict[str, int]] = {day: {} for day in days}
-        counts = (
-            units.groupBy("order_date", "kind", "superseded", "reason")
-            .agg(F.count(F.lit(1)).alias("n"), F.sum("net").alias("net"))
-            .collect()
-        )
         for row in counts:
             figure = figures[row["order_date"].isoformat()]
             figure["raw_lines"] += row["n"]
@@ -839,7 +908,7 @@ def run(
                 figure["superseded_lines"] += row["n"]
             elif row["kind"] == KIND_CURATED:
                 figure["curated_lines"] += row["n"]
-                figure["net"] = str(round2(Decimal(figure["net"]) + (row["net"] or ZERO)))
+                figure["net"] = str((Decimal(figure["net"]) + (row["net"] or Decimal(0))).quantize(Decimal("0.01")))
             else:
                 figure["quarantine_lines"] += row["n"]
                 by_reason = reasons[row["order_date"].isoformat()]
@@ -1032,7 +1101,10 @@ def get_spark():
         spark = (
             SparkSession.builder.master("local[*]")
             .appName("curate_sales_orders")
+            # Local runs are small machines: few shuffle partitions, adaptive execution on.
             .config("spark.sql.shuffle.partitions", "4")
+            .config("spark.sql.adaptive.enabled", "true")
+            .config("spark.driver.memory", os.environ.get("SALES_SPARK_DRIVER_MEMORY", "2g"))
             .config("spark.ui.enabled", "false")
             .config("spark.ui.showConsoleProgress", "false")
             .getOrCreate()

@@ -31,12 +31,34 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if summary.success else 1
 
 
+def fault_plan_from_args(args: argparse.Namespace):
+    """The demo source's FaultPlan from serve-source's flags, or None when none is given."""
+    from sales_assets.source.demo_server import FaultPlan, parse_fault_list
+
+    plan = FaultPlan(
+        fail_first=parse_fault_list(args.fail_first or ""),
+        retry_after=args.retry_after,
+        slow_seconds=args.slow_seconds,
+        repeat_cursor_on_page=args.repeat_cursor_on_page,
+        schema_variants=args.schema_variants,
+        resend_orders=args.resend_orders,
+        late_correction=args.late_correction,
+    )
+    return plan if (plan.fail_first or plan.changes_data or plan.repeat_cursor_on_page) else None
+
+
 def _cmd_serve_source(args: argparse.Namespace) -> int:
     from sales_assets.source.demo_data import DemoDataConfig
     from sales_assets.source.demo_server import DemoSourceServer
 
+    try:
+        fault_plan = fault_plan_from_args(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     server = DemoSourceServer(
-        host=args.host, port=args.port, token=args.token, config=DemoDataConfig(orders_per_day=args.orders_per_day)
+        host=args.host, port=args.port, token=args.token, config=DemoDataConfig(orders_per_day=args.orders_per_day),
+        fault_plan=fault_plan,
     )
     server.start()
     print(f"Sales Source API demo serving at {server.url}")
@@ -48,6 +70,52 @@ def _cmd_serve_source(args: argparse.Namespace) -> int:
         pass
     finally:
         server.stop()
+    return 0
+
+
+def _cmd_package_lambda(args: argparse.Namespace) -> int:
+    from sales_assets.ingest.packaging import build_lambda_zip
+
+    package = build_lambda_zip(args.out, vendor=not args.no_vendor)
+    print(f"{package.path} ({package.size} bytes, {len(package.entries)} files)")
+    print(f"handler: {package.handler}  runtime: python3.11 or python3.12 (boto3 from the runtime)")
+    return 0
+
+
+def _cmd_bi_grants(args: argparse.Namespace) -> int:
+    from sales_assets.reporting.grants import bi_grant_statements, render
+
+    statements = bi_grant_statements(args.group, None if args.no_user else args.user)
+    print(render(statements), end="")
+    if args.data_api_workgroup or args.data_api_cluster:
+        from sales_assets.resources.warehouse import RedshiftDataApiResource
+
+        data_api = RedshiftDataApiResource(
+            workgroup=args.data_api_workgroup, cluster_identifier=args.data_api_cluster,
+            database=args.database, db_user=args.db_user, secret_arn=args.secret_arn, region=args.region,
+        )
+        data_api.execute_batch(statements, name="sales-bi-grants")  # one batch: all or nothing
+        print(f"-- applied through the Redshift Data API ({len(statements)} statements)", file=sys.stderr)
+    elif args.apply:
+        from sales_assets.resources import build_resources
+        from sales_assets.settings import load_settings
+
+        settings = load_settings()
+        if settings.env != "aws":
+            print("error: --apply needs SALES_PIPELINE_ENV=aws (the local DuckDB warehouse has no users)", file=sys.stderr)
+            return 2
+        with build_resources(settings)["warehouse"].session() as session, session.transaction():
+            for statement in statements:
+                session.execute(statement)
+        print(f"-- applied to Redshift ({len(statements)} statements)", file=sys.stderr)
+    return 0
+
+
+def _cmd_powerbi(args: argparse.Namespace) -> int:
+    from sales_assets.reporting.powerbi import write_powerbi_files
+
+    for path in write_powerbi_files(args.out, args.host, args.port, args.database):
+        print(path)
     return 0
 
 
@@ -64,7 +132,48 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--token", default="demo-token")
     serve.add_argument("--orders-per-day", type=int, default=400)
+    faults = serve.add_argument_group("fault plan (deterministic misbehaviour, see demo_server.FaultPlan)")
+    faults.add_argument("--fail-first", metavar="FAULTS",
+                        help="comma list for the first /v1/orders requests: HTTP statuses (429,503,...) "
+                             "or slow, truncated, invalid_json, disconnect")
+    faults.add_argument("--retry-after", metavar="VALUE",
+                        help='Retry-After sent with 429/503: seconds, an HTTP-date, or "http-date+N"')
+    faults.add_argument("--slow-seconds", type=float, default=2.0, help="delay of a 'slow' answer (default 2)")
+    faults.add_argument("--repeat-cursor-on-page", type=int, metavar="N", help="page N answers with its own cursor")
+    faults.add_argument("--schema-variants", action="store_true",
+                        help="extra field, quantity as a string, missing product_id in the first orders")
+    faults.add_argument("--resend-orders", type=int, default=0, metavar="N",
+                        help="re-send the first N orders with a later updated_at")
+    faults.add_argument("--late-correction", action="store_true",
+                        help="from a day's second listing on, correct one of its orders")
     serve.set_defaults(func=_cmd_serve_source)
+
+    package = commands.add_parser("package-lambda", help="build the ingest Lambda's deployment zip")
+    package.add_argument("--out", default="dist", help="output folder (default ./dist)")
+    package.add_argument("--no-vendor", action="store_true",
+                         help="leave requests out (provide it with a Lambda layer instead)")
+    package.set_defaults(func=_cmd_package_lambda)
+
+    grants = commands.add_parser("bi-grants", help="print (or apply) the SQL of a read-only BI group on `reporting`")
+    grants.add_argument("--group", default="bi_readers")
+    grants.add_argument("--user", default="powerbi", help="BI user created in the group (password disabled)")
+    grants.add_argument("--no-user", action="store_true", help="create the group only")
+    grants.add_argument("--apply", action="store_true", help="run it on the aws warehouse (SALES_PIPELINE_ENV=aws)")
+    via = grants.add_argument_group("apply through the Redshift Data API instead of a connection")
+    via.add_argument("--data-api-workgroup", help="Redshift Serverless workgroup")
+    via.add_argument("--data-api-cluster", help="provisioned cluster identifier")
+    via.add_argument("--database", default="dev")
+    via.add_argument("--db-user", help="database user (provisioned, IAM auth)")
+    via.add_argument("--secret-arn", help="Secrets Manager secret with the credentials")
+    via.add_argument("--region", default="us-east-1")
+    grants.set_defaults(func=_cmd_bi_grants)
+
+    powerbi = commands.add_parser("powerbi", help="write the .pbids and Power Query M files for a Redshift endpoint")
+    powerbi.add_argument("--host", required=True, help="Redshift endpoint host")
+    powerbi.add_argument("--port", type=int, default=5439)
+    powerbi.add_argument("--database", default="dev")
+    powerbi.add_argument("--out", default="powerbi", help="output folder (default ./powerbi)")
+    powerbi.set_defaults(func=_cmd_powerbi)
     return parser
 
 

@@ -18,7 +18,10 @@ ENVIRONMENTS = ("local", "aws")
 DEFAULT_DATA_DIR = Path(".sales_data")
 DEFAULT_PARTITION_START = "2020-01-01"
 DEFAULT_DEMO_ORDERS_PER_DAY = 400
-SECRET_FIELDS = frozenset({"source_token", "aws_redshift_password"})
+# A Slack-style webhook URL embeds its credential in the path, so it is a secret too.
+SECRET_FIELDS = frozenset({"source_token", "aws_redshift_password", "alert_webhook_url"})
+DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
+DEFAULT_METRICS_NAMESPACE = "SalesPipeline"
 
 
 class SettingsError(ValueError):
@@ -37,6 +40,16 @@ def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
         number = int(value)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
+    if not minimum <= number <= maximum:
+        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
+    return number
+
+
+def _parse_float(name: str, value: str, *, minimum: float, maximum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {value!r}") from exc
     if not minimum <= number <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
     return number
@@ -61,6 +74,16 @@ class Settings:
     partition_start: dt.date = dt.date.fromisoformat(DEFAULT_PARTITION_START)
     demo_orders_per_day: int = DEFAULT_DEMO_ORDERS_PER_DAY
     schedule_hour_utc: int = 2
+    # operations: trailing-window re-runs, check thresholds, alerts and metrics
+    trailing_window_days: int = 3
+    trailing_window_hour_utc: int = 4
+    quarantine_rate_max: float = 0.05
+    volume_deviation_max: float = 0.5
+    volume_lookback_days: int = 7
+    ui_base_url: str = DEFAULT_UI_BASE_URL
+    alerts_path: str = _local_path(str(DEFAULT_DATA_DIR / "alerts.jsonl"))
+    alert_webhook_url: str | None = dataclasses.field(default=None, repr=False)
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     # aws only
     aws_region: str | None = None
     aws_glue_job: str = "sales-curate-orders"
@@ -135,6 +158,25 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "schedule_hour_utc": _parse_int(
             "SALES_SCHEDULE_HOUR_UTC", get("SALES_SCHEDULE_HOUR_UTC") or "2", minimum=0, maximum=23
         ),
+        "trailing_window_days": _parse_int(
+            "SALES_TRAILING_WINDOW_DAYS", get("SALES_TRAILING_WINDOW_DAYS") or "3", minimum=0, maximum=366
+        ),
+        "trailing_window_hour_utc": _parse_int(
+            "SALES_TRAILING_WINDOW_HOUR_UTC", get("SALES_TRAILING_WINDOW_HOUR_UTC") or "4", minimum=0, maximum=23
+        ),
+        "quarantine_rate_max": _parse_float(
+            "SALES_QUARANTINE_RATE_MAX", get("SALES_QUARANTINE_RATE_MAX") or "0.05", minimum=0.0, maximum=1.0
+        ),
+        "volume_deviation_max": _parse_float(
+            "SALES_VOLUME_DEVIATION_MAX", get("SALES_VOLUME_DEVIATION_MAX") or "0.5", minimum=0.0, maximum=1000.0
+        ),
+        "volume_lookback_days": _parse_int(
+            "SALES_VOLUME_LOOKBACK_DAYS", get("SALES_VOLUME_LOOKBACK_DAYS") or "7", minimum=1, maximum=366
+        ),
+        "ui_base_url": (get("SALES_UI_BASE_URL") or DEFAULT_UI_BASE_URL).rstrip("/"),
+        "alerts_path": _local_path(get("SALES_ALERTS_PATH") or str(DEFAULT_DATA_DIR / "alerts.jsonl")),
+        "alert_webhook_url": get("SALES_ALERT_WEBHOOK_URL"),
+        "metrics_namespace": get("SALES_METRICS_NAMESPACE") or DEFAULT_METRICS_NAMESPACE,
         "aws_region": get("SALES_AWS_REGION"),
         "aws_glue_job": get("SALES_AWS_GLUE_JOB") or "sales-curate-orders",
         "aws_glue_crawler": get("SALES_AWS_GLUE_CRAWLER"),
@@ -149,6 +191,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "aws_redshift_iam_role_arn": get("SALES_AWS_REDSHIFT_IAM_ROLE_ARN"),
         "aws_sns_topic_arn": get("SALES_AWS_SNS_TOPIC_ARN"),
     }
+    for name in ("SALES_UI_BASE_URL", "SALES_ALERT_WEBHOOK_URL"):
+        url = get(name)
+        if url and not url.startswith(("http://", "https://")):
+            # Never echo the webhook URL: it carries its credential.
+            raise SettingsError(f"{name} must start with http:// or https://")
     if values["source_url"] and not values["source_token"]:
         raise SettingsError("SALES_SOURCE_URL is set but SALES_SOURCE_TOKEN is not")
     return Settings(**values)  # type: ignore[arg-type]

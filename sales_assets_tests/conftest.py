@@ -51,3 +51,18 @@ def _no_real_aws(monkeypatch):
     monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_defs_state_storage():
+    """Each test starts without a current DefsStateStorage.
+
+    Dagster 1.13 keeps the storage of the last DagsterInstance created in a context
+    variable; once a test's instance is closed, the next test's ephemeral
+    ``dg.materialize`` would resolve that dead instance's weakref and fail.
+    """
+    from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+    with set_defs_state_storage(None):
+        yield
+

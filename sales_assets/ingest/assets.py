@@ -4,10 +4,11 @@ import datetime as dt
 
 import dagster as dg
 
-from sales_assets.ingest.landing import land_pages, manifest_key, new_run_id, read_manifest, verify_manifest
+from sales_assets.ingest.landing import LeaseHeldError, land_day, read_manifest, verify_manifest
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.lake import LakeResource
 from sales_assets.resources.source import SalesSourceResource
+from sales_assets.source.client import SourceClientError, SourcePaginationError
 
 RAW_SALES_ORDERS = dg.AssetKey(["raw", "sales_orders"])
 
@@ -42,29 +43,46 @@ def raw_sales_orders(
     context: dg.AssetExecutionContext, source: SalesSourceResource, lake: LakeResource
 ) -> dg.MaterializeResult:
     """JSON Lines pages of the day's orders from the Sales Source API, one order per line, fields as
-    received, committed by a `_manifest.json` written last (the Lambda's job in the AWS design)."""
-    client = source.get_client()
-    per_day = {}
-    for day in partition_days(context):
-        run_id = new_run_id()
-        manifest = land_pages(lake, client.iter_pages(day), day, run_id, source_url=source.effective_url)
-        per_day[day.isoformat()] = {
-            "run_id": run_id,
-            "records": manifest["record_count"],
-            "lines": manifest["line_count"],
-            "pages": len(manifest["pages"]),
-        }
-        context.log.info(
-            f"landed {day}: {manifest['record_count']} orders, {manifest['line_count']} lines "
-            f"in {len(manifest['pages'])} pages (run {run_id})"
-        )
+    received, committed by a `_manifest.json` written last (the Lambda's job in the AWS design).
+    One writer per day: a second run of the same day fails with a message naming the first."""
+    results = []
+    with source.get_client() as client:
+        for day in partition_days(context):
+            try:
+                # The same function the Lambda handler runs: lease, pages, manifest, cleanup.
+                result = land_day(lake, client, day, owner=f"dagster run {context.run_id}")
+            except (SourceClientError, SourcePaginationError, LeaseHeldError) as exc:
+                # Configuration, a looping source or another run landing this day: retrying
+                # the step in 30 s cannot help. (These messages never hold the token.)
+                raise dg.Failure(description=str(exc), allow_retries=False) from None
+            results.append(result)
+            context.log.info(
+                f"landed {day}: {result.orders} orders, {result.lines} lines in {result.pages} pages, "
+                f"{result.bytes} bytes, {result.retries} retries, {result.wall_seconds:.1f} s (run {result.run_id})"
+            )
+    per_day = {
+        r.order_date.isoformat(): {"run_id": r.run_id, "records": r.orders, "lines": r.lines, "pages": r.pages,
+                                   "bytes": r.bytes, "retries": r.retries}
+        for r in results
+    }
+    manifest_uris = [lake.uri(r.manifest_key) for r in results]
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": sum(d["records"] for d in per_day.values()),
+            "dagster/row_count": sum(r.orders for r in results),
             "dagster/column_schema": RAW_COLUMN_SCHEMA,
-            "line_count": sum(d["lines"] for d in per_day.values()),
+            "pages": sum(r.pages for r in results),
+            "orders": sum(r.orders for r in results),
+            "line_count": sum(r.lines for r in results),
+            "bytes": sum(r.bytes for r in results),
+            "requests": sum(r.requests for r in results),
+            "retries": sum(r.retries for r in results),
+            "retry_wait_seconds": round(sum(r.wait_seconds for r in results), 3),
+            "wall_seconds": round(sum(r.wall_seconds for r in results), 3),
+            # display-safe: no user:password, no query string, never the token
+            "source_url": dg.MetadataValue.url(results[0].source_url) if results else "",
+            "manifest_key": ", ".join(r.manifest_key for r in results),
             "by_day": per_day,
-            "manifests": [lake.uri(manifest_key(day)) for day in partition_days(context)],
+            "manifests": manifest_uris,
         }
     )
 

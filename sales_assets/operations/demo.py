@@ -14,6 +14,7 @@ from sales_assets.operations.schedules import DAILY_JOB_NAME
 from sales_assets.resources import build_resources
 from sales_assets.settings import Settings, load_settings
 from sales_assets.transform.assets import curated_prefix
+from sales_assets.reporting.dashboard import default_dashboard_path
 from sales_assets.warehouse import loader
 
 PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -118,6 +119,8 @@ def run_demo(
             "lake": settings.lake_root,
             "catalog": settings.catalog_path,
             "warehouse": settings.warehouse_path,
+            # Written by reporting/sales_dashboard; open it in a browser, no server needed.
+            "dashboard": str(default_dashboard_path(settings.warehouse_path).resolve()),
         },
         failed_checks=failed_checks,
     )

@@ -11,9 +11,11 @@ def build_resources(settings: Settings) -> dict[str, object]:
     """The resource set for ``settings.env``: the one place the environment is branched on."""
     from dagster_aws.s3 import S3Resource
 
+    from sales_assets.resources.alerts import LocalAlertsResource, SnsAlertsResource
     from sales_assets.resources.catalog import GlueCatalogResource, LocalCatalogResource
     from sales_assets.resources.etl import GlueEtlResource, LocalSparkEtlResource
     from sales_assets.resources.lake import LocalLakeResource, S3LakeResource
+    from sales_assets.resources.metrics import CloudWatchMetricsResource, LogMetricsResource
     from sales_assets.resources.source import SalesSourceResource
     from sales_assets.resources.warehouse import DuckDBWarehouseResource, RedshiftWarehouseResource
 
@@ -23,8 +25,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
         token=dg.EnvVar("SALES_SOURCE_TOKEN") if settings.source_token else None,
         demo_orders_per_day=settings.demo_orders_per_day,
     )
+    # The webhook URL embeds its credential: an EnvVar, like the other secrets.
+    local_alerts = LocalAlertsResource(
+        path=settings.alerts_path,
+        webhook_url=dg.EnvVar("SALES_ALERT_WEBHOOK_URL") if settings.alert_webhook_url else None,
+        ui_base_url=settings.ui_base_url,
+    )
     if settings.env == "local":
         return {
+            "alerts": local_alerts,
+            "metrics": LogMetricsResource(namespace=settings.metrics_namespace),
             "source": source,
             "lake": LocalLakeResource(root=settings.lake_root),
             "catalog": LocalCatalogResource(path=settings.catalog_path),
@@ -32,9 +42,16 @@ def build_resources(settings: Settings) -> dict[str, object]:
             "warehouse": DuckDBWarehouseResource(path=settings.warehouse_path),
         }
     return {
+        # Without a topic, alerts still land in the alerts file rather than nowhere.
+        "alerts": SnsAlertsResource(
+            topic_arn=settings.aws_sns_topic_arn, region_name=settings.aws_region, ui_base_url=settings.ui_base_url
+        )
+        if settings.aws_sns_topic_arn
+        else local_alerts,
+        "metrics": CloudWatchMetricsResource(namespace=settings.metrics_namespace, region_name=settings.aws_region),
         "source": source,
         "lake": S3LakeResource.from_uri(settings.lake_root, S3Resource(region_name=settings.aws_region)),
-        "catalog": GlueCatalogResource(region_name=settings.aws_region),
+        "catalog": GlueCatalogResource(region_name=settings.aws_region, crawler_name=settings.aws_glue_crawler),
         "etl": GlueEtlResource(
             job_name=settings.aws_glue_job,
             pipes_bucket=settings.aws_pipes_bucket or settings.lake_root[len("s3://") :].split("/", 1)[0],

@@ -3,15 +3,16 @@
 Keys are ``/``-separated and relative to the lake root, identical in both
 implementations (``raw/sales_orders/order_date=2026-11-20/_manifest.json``), so
 every reader and writer is written once against :class:`LakeResource`.
+
+The key operations themselves live in :mod:`sales_assets.ingest.store` (no Dagster
+there), which the Lambda handler uses directly; these resources add Dagster
+configuration and parquet reading on top, so both paths share one implementation.
 """
 
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from abc import ABC, abstractmethod
-from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
@@ -19,33 +20,58 @@ import pyarrow.parquet as pq
 from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
+from sales_assets.ingest.store import LocalObjectStore, S3ObjectStore, Versioned, split_s3_uri
+
 
 class LakeResource(dg.ConfigurableResource, ABC):
-    """Object storage for the data lake. Each ``write_bytes`` is atomic for its key."""
+    """Object storage for the data lake. Each ``write_bytes`` is atomic for its key.
+
+    ``create_exclusive``, ``read_versioned`` and ``replace_if_version`` are the
+    conditional writes the one-writer-per-day lease is built on (see
+    ``sales_assets.ingest.landing.day_lease``).
+    """
 
     @abstractmethod
+    def store(self) -> LocalObjectStore | S3ObjectStore:
+        """The Dagster-free object store behind this resource."""
+
     def root_uri(self) -> str:
         """The lake root as Spark, Glue and Redshift address it (absolute path or ``s3://bucket/prefix``)."""
+        return self.store().root_uri()
 
     def uri(self, key: str) -> str:
         return f"{self.root_uri()}/{key}"
 
-    @abstractmethod
-    def read_bytes(self, key: str) -> bytes: ...
+    def read_bytes(self, key: str) -> bytes:
+        return self.store().read_bytes(key)
 
-    @abstractmethod
-    def write_bytes(self, key: str, data: bytes) -> None: ...
+    def write_bytes(self, key: str, data: bytes) -> None:
+        self.store().write_bytes(key, data)
 
-    @abstractmethod
-    def exists(self, key: str) -> bool: ...
+    def exists(self, key: str) -> bool:
+        return self.store().exists(key)
 
-    @abstractmethod
     def list_keys(self, prefix: str) -> list[str]:
         """All keys under ``prefix``, sorted."""
+        return self.store().list_keys(prefix)
 
-    @abstractmethod
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key under ``prefix``; returns how many objects went."""
+        return self.store().delete_prefix(prefix)
+
+    def delete_key(self, key: str) -> None:
+        self.store().delete_key(key)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        """Create ``key`` only if absent; True when this call created it."""
+        return self.store().create_exclusive(key, data)
+
+    def read_versioned(self, key: str) -> Versioned | None:
+        return self.store().read_versioned(key)
+
+    def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
+        """Overwrite ``key`` only if it is still ``version``; True when it did."""
+        return self.store().replace_if_version(key, data, version)
 
     def read_parquet(self, prefix: str) -> pa.Table | None:
         """All parquet files under ``prefix`` as one table, or None when there are none."""
@@ -64,62 +90,8 @@ class LocalLakeResource(LakeResource):
 
     root: str
 
-    def _path(self, key: str) -> Path:
-        if key.startswith("/") or ".." in key.split("/"):
-            raise ValueError(f"lake keys are relative and stay inside the lake, got {key!r}")
-        return Path(self.root) / key
-
-    def root_uri(self) -> str:
-        return str(Path(self.root).resolve())
-
-    def read_bytes(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target then rename: a reader sees the old file or the
-        # whole new one, never a torn write.
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).exists()
-
-    def list_keys(self, prefix: str) -> list[str]:
-        base = Path(self.root)
-        start = self._path(prefix)
-        # A prefix may end inside a name ("raw/x/run_id=") or at a folder.
-        folder = start if prefix.endswith("/") or start.is_dir() else start.parent
-        if not folder.exists():
-            return []
-        keys = []
-        for path in folder.rglob("*"):
-            if path.is_file() and not path.name.endswith(".tmp"):
-                key = path.relative_to(base).as_posix()
-                if key.startswith(prefix):
-                    keys.append(key)
-        return sorted(keys)
-
-    def delete_prefix(self, prefix: str) -> int:
-        keys = self.list_keys(prefix)
-        for key in keys:
-            self._path(key).unlink(missing_ok=True)
-        # Remove the emptied folders too, deepest first.
-        folders = sorted({self._path(k).parent for k in keys}, key=lambda p: len(p.parts), reverse=True)
-        for folder in folders:
-            while folder != Path(self.root) and folder.exists() and not any(folder.iterdir()):
-                folder.rmdir()
-                folder = folder.parent
-        return len(keys)
+    def store(self) -> LocalObjectStore:
+        return LocalObjectStore(self.root)
 
 
 class S3LakeResource(LakeResource):
@@ -132,47 +104,17 @@ class S3LakeResource(LakeResource):
 
     @classmethod
     def from_uri(cls, uri: str, s3: S3Resource) -> S3LakeResource:
-        if not uri.startswith("s3://"):
-            raise ValueError(f"expected an s3:// URI, got {uri!r}")
-        bucket, _, prefix = uri[len("s3://") :].partition("/")
-        return cls(s3=s3, bucket=bucket, prefix=prefix.strip("/"))
+        bucket, prefix = split_s3_uri(uri)
+        return cls(s3=s3, bucket=bucket, prefix=prefix)
 
     def _s3(self):
         if self._client is None:
             self._client = self.s3.get_client()
         return self._client
 
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}/{key}" if self.prefix else key
+    def store(self) -> S3ObjectStore:
+        return S3ObjectStore(self._s3(), self.bucket, self.prefix)
 
     def root_uri(self) -> str:
+        # Needs no client: the URI is configuration only.
         return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-    def read_bytes(self, key: str) -> bytes:
-        return self._s3().get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
-
-    def write_bytes(self, key: str, data: bytes) -> None:
-        # A single PUT is atomic in S3: readers see the old object or the new one.
-        self._s3().put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
-
-    def exists(self, key: str) -> bool:
-        response = self._s3().list_objects_v2(Bucket=self.bucket, Prefix=self._key(key), MaxKeys=1)
-        return any(obj["Key"] == self._key(key) for obj in response.get("Contents", []))
-
-    def list_keys(self, prefix: str) -> list[str]:
-        full_prefix = self._key(prefix)
-        strip = len(self.prefix) + 1 if self.prefix else 0
-        keys = []
-        paginator = self._s3().get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
-        return sorted(keys)
-
-    def delete_prefix(self, prefix: str) -> int:
-        keys = self.list_keys(prefix)
-        for start in range(0, len(keys), 1000):
-            batch = keys[start : start + 1000]
-            self._s3().delete_objects(
-                Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True}
-            )
-        return len(keys)

@@ -26,7 +26,9 @@ class SalesSourceResource(dg.ConfigurableResource):
     page_size: int = Field(default=1000, ge=1, le=10000)
     demo_orders_per_day: int = Field(default=400, ge=0, description="Volume of the bundled demo source.")
     max_attempts: int = Field(default=5, ge=1)
-    max_retry_after_seconds: float = Field(default=60.0, ge=0)
+    max_retry_after_seconds: float = Field(
+        default=60.0, ge=0, description="Longest Retry-After waited in-process; a longer one fails the attempt.")
+    backoff_base_seconds: float = Field(default=0.5, ge=0, description="First retry's backoff (doubles per retry).")
 
     _server: DemoSourceServer | None = PrivateAttr(default=None)
 
@@ -62,4 +64,5 @@ class SalesSourceResource(dg.ConfigurableResource):
             page_size=self.page_size,
             max_attempts=self.max_attempts,
             max_retry_after=self.max_retry_after_seconds,
+            backoff_base=self.backoff_base_seconds,
         )

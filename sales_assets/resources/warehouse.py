@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import datetime as dt
+import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,7 +41,7 @@ from sales_assets.warehouse import transpile
 LOGGER = logging.getLogger(__name__)
 
 # Staging tables the lake may be loaded into: the only identifiers a caller may pass.
-STAGE_TABLES = frozenset({"stage_order_lines", "stage_dim_customer", "stage_dim_product"})
+STAGE_TABLES = frozenset({"stage_order_lines", "stage_dim_customer", "stage_dim_product", "stage_quarantine"})
 PARQUET_GLOB = "part-*.parquet"
 PARQUET_KEY_PREFIX = "part-"
 S3_LOCATION_PATTERN = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*()/=\-]+/)$")
@@ -47,7 +51,11 @@ LOCK_POLL_SECONDS = 0.5
 DUCKDB_CATALOG = "warehouse"
 # Sentinels in sql/copy_stage_parquet.sql replaced by RedshiftSession.copy_statement.
 COPY_TEMPLATE_TABLE = "COPY stage_order_lines"
-COPY_TEMPLATE_SOURCE = "'s3://bucket/prefix/curated/order_lines/order_date=2000-01-01/part-'"
+COPY_TEMPLATE_SOURCE = "'s3://bucket/prefix/_warehouse/copy_manifests/stage_order_lines/placeholder.manifest'"
+# COPY manifests are written beside the lake's top-level folders, never inside a curated
+# partition (a crawler or Athena would read them as data).
+COPY_MANIFEST_FOLDER = "_warehouse/copy_manifests"
+CURATED_MARKER = "/curated/"
 COPY_TEMPLATE_ROLE = "'arn:aws:iam::000000000000:role/placeholder'"
 
 
@@ -275,44 +283,67 @@ class RedshiftSession(WarehouseSession):
         self._cursor().executemany(sql, [_bind(name_or_sql, row)[1] for row in rows])
 
     def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
-        """COPY each day folder that holds part-*.parquet objects; skip empty folders.
+        """ONE COPY of the part files committed under the day folders, through a manifest.
 
-        COPY of an S3 prefix without objects fails, so the folder is listed first.
+        The folders are listed first and exactly the `part-*.parquet` objects found are written
+        to a COPY manifest (`mandatory: true`, with the `content_length` Redshift requires for
+        parquet): what is loaded is what was listed, and a file vanishing in between fails the
+        COPY instead of silently loading less. No files at all: no COPY (an empty manifest is an
+        error on Redshift). The manifest is deleted after a successful COPY and kept on failure
+        for diagnosis (its URI is in the error).
         """
         self._check_stage_table(stage_table)
-        copied = 0
+        entries: list[dict[str, Any]] = []
+        manifest_bucket = manifest_root = None
         for location in locations:
             match = S3_LOCATION_PATTERN.match(location)
-            if not match:
-                raise ValueError(f"Redshift COPY needs an s3://bucket/prefix/ day folder; got {location!r}")
-            keys = self._parquet_keys(match["bucket"], match["key"] + PARQUET_KEY_PREFIX)
-            if not keys:
-                continue
-            self._copy(stage_table, location + PARQUET_KEY_PREFIX)
-            copied += len(keys)
-        return copied
+            if not match or CURATED_MARKER not in "/" + match["key"]:
+                raise ValueError(f"Redshift COPY needs an s3://bucket/prefix/curated/... day folder; got {location!r}")
+            objects = self._parquet_objects(match["bucket"], match["key"] + PARQUET_KEY_PREFIX)
+            entries.extend(
+                {"url": f"s3://{match['bucket']}/{key}", "mandatory": True, "meta": {"content_length": size}}
+                for key, size in objects
+            )
+            manifest_bucket = match["bucket"]
+            manifest_root = ("/" + match["key"]).split(CURATED_MARKER, 1)[0].strip("/")
+        if not entries:
+            return 0
+        manifest_key = "/".join(
+            part for part in (manifest_root, COPY_MANIFEST_FOLDER, stage_table, f"{uuid.uuid4().hex}.manifest") if part
+        )
+        self.s3_client.put_object(
+            Bucket=manifest_bucket, Key=manifest_key, Body=json.dumps({"entries": entries}, indent=1).encode()
+        )
+        self._copy(stage_table, f"s3://{manifest_bucket}/{manifest_key}")
+        self.s3_client.delete_object(Bucket=manifest_bucket, Key=manifest_key)
+        return len(entries)
 
-    def _parquet_keys(self, bucket: str, prefix: str) -> list[str]:
-        keys: list[str] = []
+    def _parquet_objects(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
+        objects: list[tuple[str, int]] = []
         for page in self.s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            keys.extend(obj["Key"] for obj in page.get("Contents", []))
-        stray = [k for k in keys if not k.endswith(".parquet")]
+            objects.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
+        stray = [key for key, _ in objects if not key.endswith(".parquet")]
         if stray:
-            # COPY loads every object under the prefix; a non-parquet one would fail the load.
+            # A part-* object that is not parquet is a writer's leftover; loading it would fail.
             raise ValueError(f"s3://{bucket}/{prefix}*: objects that are not parquet: {stray[:5]}")
-        return keys
+        return objects
 
     def copy_statement(self, stage_table: str, source: str) -> str:
-        """The COPY for one day folder.
+        """The COPY of one manifest into one staging table.
 
-        THE ONE PLACE where values enter SQL text: Redshift rejects bind parameters in COPY, so
-        the source prefix and role ARN are set as string literals on the parsed template (sqlglot
-        quotes them). Both are validated first: the source against S3_LOCATION_PATTERN (it is
-        built by the loader from the lake root and a datetime.date), the role against
-        IAM_ROLE_ARN_PATTERN; the table name comes from the STAGE_TABLES allow-list.
+        A place where values enter SQL text: Redshift rejects bind parameters in COPY, so
+        the manifest URI and role ARN are set as string literals on the parsed template (sqlglot
+        quotes them). Both are validated first: the manifest against S3_LOCATION_PATTERN and
+        the `.manifest` suffix (the session builds it from a validated lake folder and a uuid),
+        the role against IAM_ROLE_ARN_PATTERN; the table name comes from the STAGE_TABLES
+        allow-list.
         """
         self._check_stage_table(stage_table)
-        if not S3_LOCATION_PATTERN.match(source.rsplit("/", 1)[0] + "/") or "'" in source:
+        if (
+            not S3_LOCATION_PATTERN.match(source.rsplit("/", 1)[0] + "/")
+            or "'" in source
+            or not source.endswith(".manifest")
+        ):
             raise ValueError(f"refusing COPY source {source!r}")
 
         # The template's own sentinel literals (see sql/copy_stage_parquet.sql) are swapped for
@@ -484,3 +515,139 @@ class RedshiftWarehouseResource(WarehouseResource):
             yield RedshiftSession(connection, self.iam_role_arn, self._s3())
         finally:
             connection.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Redshift Data API (aws, where a connection is impractical)
+# --------------------------------------------------------------------------------------------
+
+DATA_API_DONE = frozenset({"FINISHED", "FAILED", "ABORTED"})
+# BatchExecuteStatement accepts at most this many SQL statements.
+DATA_API_MAX_BATCH = 40
+
+
+class RedshiftDataApiError(RuntimeError):
+    """A Data API statement ended FAILED or ABORTED, or did not finish in time."""
+
+    def __init__(self, statement_id: str, status: str, error: str):
+        self.statement_id, self.status, self.error = statement_id, status, error
+        super().__init__(f"Redshift Data API statement {statement_id} {status}: {error}")
+
+
+def _data_api_value(value: Any) -> str:
+    """A bound value as the Data API wants it: a string Redshift casts to the column type."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, int, Decimal, str)):
+        return str(value.isoformat() if isinstance(value, dt.date) else value)
+    raise TypeError(f"cannot bind {type(value).__name__} through the Data API")
+
+
+class RedshiftDataApiResource(dg.ConfigurableResource):
+    """Amazon Redshift through the Data API (boto3 `redshift-data`): no connection, no driver.
+
+    For callers without network access to the cluster (a Lambda, a Step Functions task, an
+    operator's laptop applying `bi-grants`). `execute_batch` runs its statements as ONE
+    transaction (BatchExecuteStatement) and polls DescribeStatement until FINISHED, FAILED
+    or ABORTED; `query` runs one statement and returns its rows. Values are bound parameters
+    (`:name` in the SQL, `Parameters` in the request), never formatted into SQL text.
+    Authentication: `secret_arn` (Secrets Manager), else IAM with `db_user` (provisioned) or
+    the caller's identity (serverless).
+    """
+
+    database: str = "dev"
+    workgroup: Optional[str] = Field(default=None, description="Redshift Serverless workgroup.")
+    cluster_identifier: Optional[str] = Field(default=None, description="Provisioned cluster id.")
+    db_user: Optional[str] = Field(default=None, description="Database user for IAM auth (provisioned).")
+    secret_arn: Optional[str] = Field(default=None, description="Secrets Manager secret with the credentials.")
+    region: str = "us-east-1"
+    poll_seconds: float = 1.0
+    timeout_seconds: float = 900.0
+
+    _client: Any = PrivateAttr(default=None)
+    _sleep: Any = PrivateAttr(default=time.sleep)
+
+    def client(self) -> Any:
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("redshift-data", region_name=self.region)
+        return self._client
+
+    def target(self) -> dict[str, str]:
+        """The request fields naming the database and how to authenticate."""
+        if bool(self.workgroup) == bool(self.cluster_identifier):
+            raise ValueError("the Data API needs exactly one of workgroup or cluster_identifier")
+        fields = {"Database": self.database}
+        fields.update({"WorkgroupName": self.workgroup} if self.workgroup else {"ClusterIdentifier": self.cluster_identifier})
+        if self.secret_arn:
+            fields["SecretArn"] = self.secret_arn
+        elif self.db_user and self.cluster_identifier:
+            fields["DbUser"] = self.db_user
+        return fields
+
+    @staticmethod
+    def parameters(sqls: Sequence[str], params: Optional[Mapping[str, Any]]) -> list[dict[str, str]]:
+        """The Data API parameter list: exactly the `:names` the statements declare."""
+        wanted: set[str] = set()
+        for sql in sqls:
+            wanted |= transpile.placeholders_of(sql, source="<data api statement>")
+        given = dict(params or {})
+        missing = wanted - given.keys()
+        if missing:
+            raise ValueError(f"Data API statements need parameters {sorted(missing)}")
+        return [{"name": name, "value": _data_api_value(given[name])} for name in sorted(wanted)]
+
+    def execute_batch(self, sqls: Sequence[str], params: Optional[Mapping[str, Any]] = None, name: str = "sales") -> dict:
+        """Run `sqls` as one transaction; the final DescribeStatement response (FINISHED)."""
+        sqls = list(sqls)
+        if not 1 <= len(sqls) <= DATA_API_MAX_BATCH:
+            raise ValueError(f"a Data API batch holds 1 to {DATA_API_MAX_BATCH} statements, got {len(sqls)}")
+        request: dict[str, Any] = {**self.target(), "Sqls": sqls, "StatementName": name}
+        bound = self.parameters(sqls, params)
+        if bound:
+            request["Parameters"] = bound
+        return self.wait(self.client().batch_execute_statement(**request)["Id"])
+
+    def query(self, sql: str, params: Optional[Mapping[str, Any]] = None) -> list[tuple]:
+        """Run one statement; its rows (values as the Data API types them), [] without a result set."""
+        request: dict[str, Any] = {**self.target(), "Sql": sql}
+        bound = self.parameters([sql], params)
+        if bound:
+            request["Parameters"] = bound
+        description = self.wait(self.client().execute_statement(**request)["Id"])
+        if not description.get("HasResultSet"):
+            return []
+        rows: list[tuple] = []
+        token = None
+        while True:
+            page = self.client().get_statement_result(Id=description["Id"], **({"NextToken": token} if token else {}))
+            rows.extend(tuple(self._field(f) for f in record) for record in page.get("Records", []))
+            token = page.get("NextToken")
+            if not token:
+                return rows
+
+    def wait(self, statement_id: str) -> dict:
+        """Poll DescribeStatement until FINISHED; RedshiftDataApiError on FAILED/ABORTED/timeout."""
+        deadline = time.monotonic() + self.timeout_seconds
+        while True:
+            description = self.client().describe_statement(Id=statement_id)
+            status = description.get("Status", "")
+            if status == "FINISHED":
+                return description
+            if status in DATA_API_DONE:
+                raise RedshiftDataApiError(statement_id, status, description.get("Error") or "no error message")
+            if time.monotonic() >= deadline:
+                raise RedshiftDataApiError(statement_id, status, f"not finished after {self.timeout_seconds}s")
+            self._sleep(self.poll_seconds)
+
+    @staticmethod
+    def _field(field: Mapping[str, Any]) -> Any:
+        if field.get("isNull"):
+            return None
+        for kind in ("stringValue", "longValue", "doubleValue", "booleanValue", "blobValue"):
+            if kind in field:
+                return field[kind]
+        return None

@@ -8,9 +8,13 @@ What a caller may rely on:
   record's JSON text exactly as received (re-serialized losslessly only when the server
   pretty-printed it across lines), so numbers never pass through a binary float.
 - 429, 5xx, 408, connection errors, timeouts and unparseable bodies are retried with
-  exponential backoff and jitter, honouring Retry-After (seconds or HTTP-date), clamped to
-  `max_retry_after`; exhausted retries raise `SourceTransientError`. Any other non-200
-  answer (400, 401, 403, 404, ...) raises `SourceClientError` at once.
+  exponential backoff and jitter; exhausted retries raise `SourceTransientError`.
+  Retry-After (seconds or HTTP-date) is honoured, but never below the backoff (so
+  `Retry-After: 0` does not burn every attempt at once); a Retry-After above
+  `max_retry_after` raises `SourceTransientError` at once instead of sleeping, so the
+  orchestrator's retry policy reschedules the run. Any other non-200 answer (400, 401,
+  403, 404, ...) raises `SourceClientError` at once, after one request.
+- `client.stats` counts requests, retries, requested waits and body bytes received.
 - No message, exception or repr ever contains the token.
 """
 from __future__ import annotations
@@ -20,7 +24,7 @@ import json
 import random
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timezone
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
@@ -63,6 +67,20 @@ class SourceClientError(SourceError):
 
 class SourcePaginationError(SourceError):
     """The source's cursors do not lead to an end (repeated/empty cursor, too many pages)."""
+
+
+@dataclass
+class ClientStats:
+    """What one client did so far: for metadata and tests (never holds the token)."""
+
+    requests: int = 0
+    retries: int = 0
+    waits: list[float] = field(default_factory=list)
+    bytes_received: int = 0
+
+    @property
+    def wait_seconds(self) -> float:
+        return sum(self.waits)
 
 
 class _InvalidResponse(ValueError):
@@ -193,8 +211,8 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return max(0.0, when.timestamp() - now)
 
 
-def _display_url(url: str) -> str:
-    """The URL without credentials or query, safe for messages."""
+def display_url(url: str) -> str:
+    """The URL without credentials or query, safe for messages and metadata."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.port:
@@ -229,7 +247,7 @@ class SalesSourceClient:
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{URL_ENV_VAR} must be an http(s) URL, got {_display_url(base_url or '')!r}")
+            raise ValueError(f"{URL_ENV_VAR} must be an http(s) URL, got {display_url(base_url or '')!r}")
         if not token:
             raise ValueError(f"{TOKEN_ENV_VAR} is empty: the source needs a bearer token")
         if not contract.MIN_PAGE_SIZE <= page_size <= contract.MAX_PAGE_SIZE:
@@ -250,9 +268,15 @@ class SalesSourceClient:
         self._clock = clock
         self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
+        self.stats = ClientStats()
 
     def __repr__(self) -> str:
-        return f"SalesSourceClient(base_url={_display_url(self.base_url)!r}, page_size={self.page_size})"
+        return f"SalesSourceClient(base_url={display_url(self.base_url)!r}, page_size={self.page_size})"
+
+    @property
+    def safe_url(self) -> str:
+        """The base URL without credentials or query."""
+        return display_url(self.base_url)
 
     def close(self) -> None:
         self._session.close()
@@ -320,11 +344,13 @@ class SalesSourceClient:
         last_problem = ""
         for attempt in range(1, self.max_attempts + 1):
             retry_after = None
+            self.stats.requests += 1
             try:
                 response = self._session.get(url, params=params, headers=headers, timeout=self.timeout)
             except _TRANSIENT_EXCEPTIONS as exc:
                 last_problem = f"{type(exc).__name__}"
             else:
+                self.stats.bytes_received += len(response.content)
                 status = response.status_code
                 if status == 200:
                     try:
@@ -338,20 +364,33 @@ class SalesSourceClient:
                     raise SourceClientError(self._client_error_message(status, response, what))
                 else:
                     last_problem = f"unexpected HTTP {status}"
+            if retry_after is not None and retry_after > self.max_retry_after:
+                # Sleeping for an hour inside a step (or a Lambda) helps no one: fail this
+                # attempt now and let the orchestrator's retry policy come back later.
+                raise SourceTransientError(self._redact(
+                    f"sales source at {display_url(self.base_url)} answered {last_problem} to {what} "
+                    f"with Retry-After {retry_after:.0f} s, above max_retry_after={self.max_retry_after:g} s; "
+                    f"not waiting that long in-process: retry the run later."))
             if attempt == self.max_attempts:
                 break
-            self._sleep(self._delay(attempt, retry_after))
+            delay = self._delay(attempt, retry_after)
+            self.stats.retries += 1
+            self.stats.waits.append(delay)
+            self._sleep(delay)
         raise SourceTransientError(self._redact(
-            f"sales source at {_display_url(self.base_url)} still failing after {self.max_attempts} "
+            f"sales source at {display_url(self.base_url)} still failing after {self.max_attempts} "
             f"attempts of {what}: {last_problem}. Check that {URL_ENV_VAR} points at a healthy source."))
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds before the next try: the server's Retry-After (clamped) or backoff+jitter."""
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), self.max_retry_after)
+        """Seconds before the next try: backoff+jitter, or the server's Retry-After when longer."""
         backoff = min(self.backoff_max, self.backoff_base * 2 ** (attempt - 1))
         # "Equal jitter": at least half the backoff, so retries still spread out.
-        return backoff / 2 + self._rng.random() * backoff / 2
+        jittered = backoff / 2 + self._rng.random() * backoff / 2
+        if retry_after is None:
+            return jittered
+        # A Retry-After shorter than our backoff (0, or an HTTP-date already past) must
+        # not turn the retries into a burst; one above the maximum was rejected earlier.
+        return min(max(retry_after, jittered), self.max_retry_after)
 
     def _client_error_message(self, status: int, response: requests.Response, what: str) -> str:
         server_says = ""
@@ -361,7 +400,7 @@ class SalesSourceClient:
                 server_says = payload["error"][:_MAX_SERVER_MESSAGE]
         except ValueError:
             pass
-        where = _display_url(self.base_url)
+        where = display_url(self.base_url)
         if status in (401, 403):
             hint = (f"the source did not accept the bearer token; check {TOKEN_ENV_VAR} "
                     f"(and that {URL_ENV_VAR} is the source the token belongs to)")

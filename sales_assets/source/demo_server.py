@@ -12,7 +12,10 @@ auth, paging and failures. What a caller may rely on:
   cursor, 404 for other paths; all errors are JSON {"error": "..."}.
 - Numbers are written as exact decimal literals (`contract.dumps_exact`), never via float.
 - `figures(order_date)` is `contract.expected_figures` of exactly what is served.
-- A `FaultPlan` makes the first requests to /v1/orders fail in a chosen way.
+- A `FaultPlan` scripts what a real source does wrong, deterministically: the first
+  requests to /v1/orders fail (HTTP status with Retry-After, slow answers, truncated
+  bodies, invalid JSON, dropped connections), a page repeats its cursor, the listing
+  carries schema variants or re-sent orders, or a day is corrected after it was loaded.
 """
 from __future__ import annotations
 
@@ -25,9 +28,11 @@ import re
 import secrets
 import socket
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Sequence
 from urllib.parse import parse_qs, urlsplit
@@ -44,23 +49,64 @@ _PAGE_SIZE_RE = re.compile(r"^[0-9]{1,6}$")
 _CURSOR_VERSION = 1
 
 # Fault kinds besides an HTTP status code.
-FAULT_INVALID_JSON = "invalid_json"  # 200 with a truncated body
+FAULT_INVALID_JSON = "invalid_json"  # 200 whose body is syntactically cut short (Content-Length honest)
+FAULT_TRUNCATED = "truncated"  # 200 promising more bytes than it sends, then closing
 FAULT_DISCONNECT = "disconnect"  # close the connection without answering
+FAULT_SLOW = "slow"  # answer normally, but only after `slow_seconds`
+FAULT_KINDS = (FAULT_INVALID_JSON, FAULT_TRUNCATED, FAULT_DISCONNECT, FAULT_SLOW)
+# `retry_after="http-date+N"` sends an HTTP-date N seconds after the moment of the answer.
+RETRY_AFTER_HTTP_DATE = "http-date+"
+
+# The schema variants `FaultPlan.schema_variants` applies to the day's first valid orders.
+EXTRA_FIELD = "loyalty_tier"
 
 
 @dataclass
 class FaultPlan:
-    """Scripted failures for the first requests to /v1/orders (auth is not even checked).
+    """Scripted misbehaviour of the demo source, deterministic from one run to the next.
 
-    `fail_first` lists, in order, what the first len(fail_first) requests get: an HTTP
-    status (e.g. 503, 429, 500), FAULT_INVALID_JSON or FAULT_DISCONNECT. Later requests
-    are served normally. `retry_after` is sent as the Retry-After header with 429/503.
+    - `fail_first` lists, in order, what the first len(fail_first) requests to /v1/orders
+      get (auth is not even checked): an HTTP status (429, 500, 503, ...), FAULT_SLOW,
+      FAULT_TRUNCATED, FAULT_INVALID_JSON or FAULT_DISCONNECT. Later requests are served
+      normally. A FAULT_SLOW request is answered correctly after `slow_seconds`.
+    - `retry_after` is sent verbatim as the Retry-After header with 429/503 ("7", "0",
+      an HTTP-date), or "http-date+N" for an HTTP-date N seconds after the answer.
+    - `repeat_cursor_on_page` N (>= 2): that page answers with the cursor it was asked
+      with as its next_cursor, a loop a client must detect.
+    - `schema_variants`: of the day's first three valid orders, the first gains an extra
+      field (`loyalty_tier`), the second's first line has `quantity` as a string, the
+      third's first line lacks `product_id`.
+    - `resend_orders` N: the first N valid orders are re-sent at the end of the listing
+      with `updated_at` one hour later and status "cancelled".
+    - `late_correction`: from the second listing of a day on (a listing starts with a
+      request without cursor), the day's first valid order is re-sent at the end with
+      `updated_at` one day later and status "returned": a correction after the day
+      was loaded, with a new `as_of`.
     """
 
     fail_first: Sequence[int | str] = ()
     retry_after: str | None = None
+    slow_seconds: float = 2.0
+    repeat_cursor_on_page: int | None = None
+    schema_variants: bool = False
+    resend_orders: int = 0
+    late_correction: bool = False
     _served: int = field(default=0, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for fault in self.fail_first:
+            if not (isinstance(fault, int) and 400 <= fault <= 599) and fault not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {fault!r}: an HTTP status 400-599 or one of {', '.join(FAULT_KINDS)}")
+        if self.repeat_cursor_on_page is not None and self.repeat_cursor_on_page < 2:
+            raise ValueError("repeat_cursor_on_page must be >= 2 (page 1 is asked for without a cursor)")
+        if self.resend_orders < 0 or self.slow_seconds < 0:
+            raise ValueError("resend_orders and slow_seconds must be >= 0")
+
+    @property
+    def changes_data(self) -> bool:
+        """Whether the plan changes what a day's listing holds (not only how it is served)."""
+        return self.schema_variants or self.resend_orders > 0 or self.late_correction
 
     def next_fault(self) -> int | str | None:
         """The fault for the next request, or None; thread-safe."""
@@ -68,6 +114,73 @@ class FaultPlan:
             index = self._served
             self._served += 1
         return self.fail_first[index] if index < len(self.fail_first) else None
+
+    def retry_after_header(self, now: datetime | None = None) -> str | None:
+        """The Retry-After value to send now."""
+        if self.retry_after is None or not self.retry_after.startswith(RETRY_AFTER_HTTP_DATE):
+            return self.retry_after
+        seconds = float(self.retry_after[len(RETRY_AFTER_HTTP_DATE):])
+        when = (now or datetime.now(timezone.utc)) + timedelta(seconds=seconds)
+        return format_datetime(when, usegmt=True)
+
+
+def parse_fault_list(text: str) -> list[int | str]:
+    """`"503,503,429,slow"` -> [503, 503, 429, "slow"] (the CLI's --fail-first)."""
+    faults: list[int | str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        faults.append(int(item) if item.isdigit() else item)
+    return faults
+
+
+def _valid_positions(records: list[Any], count: int) -> list[int]:
+    """Indexes of the first `count` records a correction can apply to (objects with lines)."""
+    found: list[int] = []
+    if count <= 0:
+        return found
+    for index, record in enumerate(records):
+        if (isinstance(record, dict) and isinstance(record.get("lines"), list) and record["lines"]
+                and all(isinstance(line, dict) for line in record["lines"])
+                and contract.parse_rfc3339(record.get("updated_at")) is not None):
+            found.append(index)
+            if len(found) == count:
+                break
+    return found
+
+
+def _later_copy(record: dict, delta: timedelta, status: str) -> dict:
+    copy = contract.loads_exact(contract.dumps_exact(record))
+    updated = contract.parse_rfc3339(record["updated_at"]) + delta
+    copy["updated_at"] = updated.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    copy["status"] = status
+    return copy
+
+
+def apply_data_faults(records: list[bytes], plan: FaultPlan, listing_number: int) -> list[bytes]:
+    """The listing `plan` serves for a day whose clean listing is `records` (JSON texts)."""
+    out = list(records)
+    if plan.schema_variants:
+        decoded = [contract.loads_exact(r) for r in records[:200]]
+        positions = _valid_positions(decoded, 3)
+        variants = []
+        for which, index in enumerate(positions):
+            record = decoded[index]
+            if which == 0:
+                record[EXTRA_FIELD] = "gold"
+            elif which == 1:
+                record["lines"][0]["quantity"] = str(record["lines"][0]["quantity"])
+            else:
+                record["lines"][0].pop("product_id", None)
+            variants.append((index, record))
+        for index, record in variants:
+            out[index] = contract.dumps_exact(record).encode("ascii")
+    if plan.resend_orders or (plan.late_correction and listing_number >= 2):
+        decoded = [contract.loads_exact(r) for r in out[: max(200, plan.resend_orders * 4)]]
+        for index in _valid_positions(decoded, plan.resend_orders):
+            out.append(contract.dumps_exact(_later_copy(decoded[index], timedelta(hours=1), "cancelled")).encode("ascii"))
+        if plan.late_correction and listing_number >= 2:
+            for index in _valid_positions(decoded, 1):
+                out.append(contract.dumps_exact(_later_copy(decoded[index], timedelta(days=1), "returned")).encode("ascii"))
+    return out
 
 
 @dataclass(frozen=True)
@@ -133,7 +246,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
-        self.server.source._handle(self)  # type: ignore[attr-defined]
+        try:
+            self.server.source._handle(self)  # type: ignore[attr-defined]
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (e.g. a FAULT_SLOW answer past its read timeout).
+            self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         LOGGER.debug("demo source: " + format, *args)
@@ -164,6 +281,10 @@ class DemoSourceServer:
         self.requests: list[RequestRecord] = []
         self._days: OrderedDict[date, _Day] = OrderedDict()
         self._figures: OrderedDict[date, dict[str, Any]] = OrderedDict()
+        # Data faults: listings started per day, and the faulty listing served for each
+        # (date, listing kind), so every page of one listing comes from the same snapshot.
+        self._listings_started: dict[date, int] = {}
+        self._faulty: dict[tuple[date, bool], _Day] = {}
         self._lock = threading.Lock()  # guards the day/figures caches
         self._log_lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
@@ -241,9 +362,35 @@ class DemoSourceServer:
                 self._days.popitem(last=False)
             return day
 
+    def _listing(self, order_date: date, starts_listing: bool) -> _Day:
+        """The listing to serve: the clean day, or the fault plan's version of it."""
+        day = self._day(order_date)
+        plan = self.fault_plan
+        if plan is None or not plan.changes_data:
+            return day
+        with self._lock:
+            if starts_listing:
+                self._listings_started[order_date] = self._listings_started.get(order_date, 0) + 1
+            number = self._listings_started.get(order_date, 1)
+            corrected = plan.late_correction and number >= 2
+            key = (order_date, corrected)
+            faulty = self._faulty.get(key)
+            if faulty is None:
+                # A corrected listing is a new snapshot of the source: a new as_of.
+                as_of = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if corrected else day.as_of
+                faulty = self._faulty[key] = _Day(apply_data_faults(day.records, plan, number), as_of)
+            return faulty
+
+    def served_records(self, order_date: date | str) -> list[Any]:
+        """The records the latest listing of the day holds (parsed exactly), for tests."""
+        order_date = date.fromisoformat(order_date) if isinstance(order_date, str) else order_date
+        return [contract.loads_exact(r) for r in self._listing(order_date, starts_listing=False).records]
+
     def figures(self, order_date: date | str) -> dict[str, Any]:
         """`contract.expected_figures` of the listing this server serves for the day."""
         order_date = date.fromisoformat(order_date) if isinstance(order_date, str) else order_date
+        if self.fault_plan is not None and self.fault_plan.changes_data:
+            return contract.expected_figures(self.served_records(order_date), order_date)
         with self._lock:
             cached = self._figures.get(order_date)
         if cached is None:
@@ -274,7 +421,10 @@ class DemoSourceServer:
 
     def _orders(self, handler: _Handler, parts) -> None:
         fault = self.fault_plan.next_fault() if self.fault_plan is not None else None
-        if fault is not None:
+        if fault == FAULT_SLOW:
+            # Past any sensible client read timeout; the answer itself is correct.
+            time.sleep(self.fault_plan.slow_seconds)
+        elif fault is not None:
             self._inject(handler, parts, fault)
             return
         supplied = handler.headers.get("Authorization", "")
@@ -308,11 +458,15 @@ class DemoSourceServer:
             except ValueError:
                 raise _Reject(400, "cursor is not one this source issued for that date") from None
 
-        day = self._day(order_date)
+        day = self._listing(order_date, starts_listing=not cursor)
         if offset > len(day.records):
             raise _Reject(400, "cursor is past the end of the listing")
         end = min(offset + page_size, len(day.records))
         next_cursor = encode_cursor(order_date, end) if end < len(day.records) else None
+        plan = self.fault_plan
+        if (plan is not None and plan.repeat_cursor_on_page is not None and cursor and next_cursor
+                and offset // page_size + 1 == plan.repeat_cursor_on_page):
+            next_cursor = cursor  # the page points back at itself: a paging loop
         body = b"".join((
             b'{"data":[', b",".join(day.records[offset:end]), b'],"next_cursor":',
             json.dumps(next_cursor).encode(), b',"as_of":"', day.as_of.encode(), b'"}',
@@ -327,9 +481,20 @@ class DemoSourceServer:
         if fault == FAULT_INVALID_JSON:
             self._send(handler, parts, 200, b'{"data":[{"order_id":"SO-tru')
             return
+        if fault == FAULT_TRUNCATED:
+            body = b'{"data":[{"order_id":"SO-trunc'
+            self._log(parts, 200)
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body) + 1000))  # promises more than it sends
+            handler.end_headers()
+            handler.wfile.write(body)
+            handler.close_connection = True
+            return
         headers = {}
-        if self.fault_plan is not None and self.fault_plan.retry_after is not None and fault in (429, 503):
-            headers["Retry-After"] = self.fault_plan.retry_after
+        retry_after = self.fault_plan.retry_after_header() if self.fault_plan is not None else None
+        if retry_after is not None and fault in (429, 503):
+            headers["Retry-After"] = retry_after
         self._send(handler, parts, int(fault), _error_body(f"injected fault {fault}"), headers)
 
     def _log(self, parts, status: int) -> None:

@@ -1,4 +1,9 @@
-"""curated/*: the Glue PySpark job, launched through Dagster Pipes, and its reconciliation check."""
+"""curated/*: the Glue PySpark job, launched through Dagster Pipes, and its checks.
+
+Checks, evaluated in the same step right after the job: reconciliation with the raw
+manifest (blocking), the quarantine rate under ``SALES_QUARANTINE_RATE_MAX`` (warn) and
+the day's order volume near the trailing average of the previous days (warn).
+"""
 
 import datetime as dt
 from collections.abc import Iterator
@@ -12,12 +17,17 @@ from sales_assets.ingest.landing import read_manifest
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.etl import EtlResource
 from sales_assets.resources.lake import LakeResource
+from sales_assets.settings import load_settings
 
 CURATE_SCRIPT = "curate_sales_orders.py"
 CURATED_TABLES = ("order_lines", "quarantine", "dim_customer", "dim_product")
 CURATED_ORDER_LINES = dg.AssetKey(["curated", "order_lines"])
 CURATED_KEYS = {name: dg.AssetKey(["curated", name]) for name in CURATED_TABLES}
 RECONCILIATION_CHECK = "reconciles_with_raw"
+QUARANTINE_RATE_CHECK = "quarantine_rate_under_threshold"
+VOLUME_CHECK = "order_volume_near_trailing_average"
+# Fewer previous days than this and an average says too little to warn on.
+MIN_VOLUME_HISTORY_DAYS = 3
 
 _DESCRIPTIONS = {
     "order_lines": "Typed, deduplicated order lines (one row per line, money as DECIMAL(18,2)) in parquet.",
@@ -55,6 +65,63 @@ def reconcile(day: str, manifest: dict | None, figures: dict | None, curated_row
     return problems
 
 
+def summarize(problems: list[str], shown: int = 5) -> str | None:
+    """A check description: the first ``shown`` problems and how many more (a year-long range may list hundreds)."""
+    if not problems:
+        return None
+    more = len(problems) - shown
+    return "; ".join(problems[:shown]) + (f"; and {more} more day(s), see metadata" if more > 0 else "")
+
+
+def quarantine_rates(figures_by_day: dict, max_rate: float) -> tuple[list[str], dict]:
+    """(problems, compared) for days whose quarantined share of raw lines exceeds ``max_rate``."""
+    problems, compared = [], {}
+    for day, figures in sorted(figures_by_day.items()):
+        raw, quarantined = figures["raw_lines"], figures["quarantine_lines"]
+        rate = quarantined / raw if raw else 0.0
+        compared[day] = {
+            "raw_lines": raw, "quarantine_lines": quarantined, "rate": round(rate, 6), "max_rate": max_rate
+        }
+        if rate > max_rate:
+            problems.append(f"{day}: {quarantined} of {raw} lines quarantined ({rate:.2%} > {max_rate:.2%})")
+    return problems, compared
+
+
+def volume_deviation(orders: int, history: list[int], max_deviation: float) -> tuple[str | None, dict]:
+    """(problem or None, compared) for one day's ``orders`` against the average of ``history``.
+
+    The deviation is relative to the average, ``(orders - average) / average``; with fewer
+    than MIN_VOLUME_HISTORY_DAYS previous days there is no verdict (passes, says so).
+    """
+    compared: dict = {"orders": orders, "history_days": len(history), "max_deviation": max_deviation}
+    if len(history) < MIN_VOLUME_HISTORY_DAYS:
+        compared["note"] = f"fewer than {MIN_VOLUME_HISTORY_DAYS} previous days landed; no verdict"
+        return None, compared
+    average = sum(history) / len(history)
+    compared["trailing_average"] = round(average, 3)
+    if average == 0:
+        deviation = 0.0 if orders == 0 else float("inf")
+    else:
+        deviation = (orders - average) / average
+    compared["deviation"] = round(deviation, 6) if deviation != float("inf") else "inf"
+    if abs(deviation) > max_deviation:
+        return (
+            f"{orders} orders vs a trailing average of {average:.1f} over {len(history)} day(s) "
+            f"(deviation {compared['deviation']}, allowed ±{max_deviation})"
+        ), compared
+    return None, compared
+
+
+def previous_order_counts(lake: LakeResource, day: dt.date, lookback_days: int) -> list[int]:
+    """Orders of each of the ``lookback_days`` days before ``day`` that has a committed raw manifest."""
+    counts = []
+    for offset in range(1, lookback_days + 1):
+        manifest = read_manifest(lake, day - dt.timedelta(days=offset))
+        if manifest is not None:
+            counts.append(int(manifest["record_count"]))
+    return counts
+
+
 @dg.multi_asset(
     name="curated_sales",
     specs=[
@@ -73,7 +140,20 @@ def reconcile(day: str, manifest: dict | None, figures: dict | None, curated_row
             asset=CURATED_ORDER_LINES,
             blocking=True,
             description="raw lines = curated + quarantine + superseded, per day, against the raw manifest.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            QUARANTINE_RATE_CHECK,
+            asset=CURATED_KEYS["quarantine"],
+            description="Per day, quarantined lines / raw lines <= SALES_QUARANTINE_RATE_MAX (warns).",
+        ),
+        dg.AssetCheckSpec(
+            VOLUME_CHECK,
+            asset=CURATED_ORDER_LINES,
+            description=(
+                "Per day, the raw manifest's order count is within SALES_VOLUME_DEVIATION_MAX of the "
+                "average of the previous SALES_VOLUME_LOOKBACK_DAYS days' manifests (warns)."
+            ),
+        ),
     ],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -112,6 +192,43 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
         passed=not problems,
         metadata={"problems": problems, "by_day": compared},
         description="; ".join(problems) or None,
+    )
+
+    # Thresholds are read when the step runs, so a changed variable applies to the next run.
+    settings = load_settings()
+    rate_problems, rates = quarantine_rates(
+        {d.isoformat(): figures_by_day[d.isoformat()] for d in days if d.isoformat() in figures_by_day},
+        settings.quarantine_rate_max,
+    )
+    yield dg.AssetCheckResult(
+        asset_key=CURATED_KEYS["quarantine"],
+        check_name=QUARANTINE_RATE_CHECK,
+        passed=not rate_problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"problems": rate_problems, "by_day": rates, "max_rate": settings.quarantine_rate_max},
+        description=summarize(rate_problems),
+    )
+
+    volume_problems, volumes = [], {}
+    for day in days:
+        manifest = read_manifest(lake, day)
+        orders = int(manifest["record_count"]) if manifest else 0
+        history = previous_order_counts(lake, day, settings.volume_lookback_days)
+        problem, volumes[day.isoformat()] = volume_deviation(orders, history, settings.volume_deviation_max)
+        if problem:
+            volume_problems.append(f"{day.isoformat()}: {problem}")
+    yield dg.AssetCheckResult(
+        asset_key=CURATED_ORDER_LINES,
+        check_name=VOLUME_CHECK,
+        passed=not volume_problems,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "problems": volume_problems,
+            "by_day": volumes,
+            "lookback_days": settings.volume_lookback_days,
+            "max_deviation": settings.volume_deviation_max,
+        },
+        description=summarize(volume_problems),
     )
 
 

@@ -5,6 +5,7 @@ time write its file and Dagster runs each step in its own process, so one step
 holds the only connection, loads, and runs the checks on that same connection.
 """
 
+import datetime as dt
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -18,7 +19,8 @@ from sales_assets.warehouse import loader
 
 FACT_SALES = dg.AssetKey(["warehouse", "fact_sales"])
 WAREHOUSE_KEYS = {
-    "fact_sales": (FACT_SALES, [CURATED_KEYS["order_lines"]]),
+    # The day's quarantine counts (sales.quarantine_daily) load in the fact's transaction.
+    "fact_sales": (FACT_SALES, [CURATED_KEYS["order_lines"], CURATED_KEYS["quarantine"]]),
     "dim_customer": (dg.AssetKey(["warehouse", "dim_customer"]), [CURATED_KEYS["dim_customer"]]),
     "dim_product": (dg.AssetKey(["warehouse", "dim_product"]), [CURATED_KEYS["dim_product"]]),
     "dim_date": (dg.AssetKey(["warehouse", "dim_date"]), [CURATED_KEYS["order_lines"]]),
@@ -32,12 +34,24 @@ _DESCRIPTIONS = {
 CHECK_MATCHES_CURATED = "matches_curated"
 CHECK_UNIQUE_KEYS = "unique_order_line_keys"
 CHECK_HAS_DIMENSIONS = "every_row_has_dimensions"
+CHECK_NO_NEGATIVE_QUANTITIES = "no_negative_quantities"
+# The daily schedule loads a day every 24 hours; a few hours of slack for a slow or retried run.
+FACT_FRESHNESS_POLICY = dg.FreshnessPolicy.time_window(
+    fail_window=dt.timedelta(hours=30), warn_window=dt.timedelta(hours=26)
+)
 
 
 @dg.multi_asset(
     name="warehouse_tables",
     specs=[
-        dg.AssetSpec(key, deps=deps, description=_DESCRIPTIONS[name], group_name="warehouse", kinds={"redshift", "duckdb"})
+        dg.AssetSpec(
+            key,
+            deps=deps,
+            description=_DESCRIPTIONS[name],
+            group_name="warehouse",
+            kinds={"redshift", "duckdb"},
+            freshness_policy=FACT_FRESHNESS_POLICY if key == FACT_SALES else None,
+        )
         for name, (key, deps) in WAREHOUSE_KEYS.items()
     ],
     check_specs=[
@@ -49,7 +63,10 @@ CHECK_HAS_DIMENSIONS = "every_row_has_dimensions"
         ),
         dg.AssetCheckSpec(CHECK_UNIQUE_KEYS, asset=FACT_SALES, blocking=True, description="(order_id, line_number) is unique."),
         dg.AssetCheckSpec(
-            CHECK_HAS_DIMENSIONS, asset=FACT_SALES, description="Every fact row has its customer and product."
+            CHECK_HAS_DIMENSIONS, asset=FACT_SALES, description="Every fact row has its customer, product and date."
+        ),
+        dg.AssetCheckSpec(
+            CHECK_NO_NEGATIVE_QUANTITIES, asset=FACT_SALES, description="No fact row of the run's days has quantity < 0."
         ),
     ],
     partitions_def=daily_partitions,
@@ -72,6 +89,9 @@ def warehouse_tables(
         loaded = loader.fact_figures(session, days)
         duplicates = loader.duplicate_fact_keys(session, days)
         orphans = loader.orphan_fact_rows(session, days)
+        negative_by_day = {
+            d.isoformat(): int(session.execute("negative_quantity_fact_rows", {"sale_date": d})[0][0]) for d in days
+        }
         table_counts = loader.table_row_counts(session)
         schemas = loader.table_schemas()
 
@@ -115,4 +135,12 @@ def warehouse_tables(
         passed=orphans == 0,
         metadata={"rows_without_dimensions": orphans},
         severity=dg.AssetCheckSeverity.ERROR,
+    )
+    negative_days = {day: rows for day, rows in negative_by_day.items() if rows}
+    yield dg.AssetCheckResult(
+        asset_key=FACT_SALES,
+        check_name=CHECK_NO_NEGATIVE_QUANTITIES,
+        passed=not negative_days,
+        metadata={"negative_quantity_rows": sum(negative_by_day.values()), "by_day": negative_by_day},
+        description=f"rows with quantity < 0 on {sorted(negative_days)}" if negative_days else None,
     )

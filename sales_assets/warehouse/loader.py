@@ -6,8 +6,9 @@ Engine-agnostic: every function takes a `WarehouseSession` from a `WarehouseReso
 Callers may rely on:
 - `ensure_schema(session)` is idempotent (CREATE ... IF NOT EXISTS only).
 - `load_days(session, lake_root, days)` replaces each given day in ONE transaction: the day's
-  previous fact rows are deleted and the staged curated lines inserted, dimensions upserted
-  (latest `updated_at` wins), calendar years of the days replaced. Any failure rolls the whole
+  previous fact rows and quarantine counts are deleted and the staged curated lines and
+  quarantine counts (per reason) inserted, dimensions upserted with MERGE (latest
+  `updated_at` wins), calendar years of the days replaced. Any failure rolls the whole
   transaction back, so any number of re-runs leaves exactly one copy of a day. A day folder
   without parquet files (zero valid lines) still replaces the day, with nothing.
 - `fact_figures`, `duplicate_fact_keys`, `orphan_fact_rows` are read-only and work on a
@@ -29,13 +30,19 @@ SCHEMA_STATEMENTS = (
     "create_dim_customer",
     "create_dim_product",
     "create_dim_date",
+    "create_quarantine_daily",
 )
 # curated table -> staging table (both allow-listed identifiers), with their DDL statements.
 STAGES = {
     "order_lines": "stage_order_lines",
     "dim_customer": "stage_dim_customer",
     "dim_product": "stage_dim_product",
+    "quarantine": "stage_quarantine",
 }
+# Per-key dedup of the staged dimensions, built before the transaction (the MERGE sources).
+LATEST_STAGES = ("stage_latest_dim_customer", "stage_latest_dim_product")
+# Staged tables whose rows carry an order_date that must be one of the days being replaced.
+DAY_CHECKED_STAGES = {"order_lines": "stage_order_lines_days", "quarantine": "stage_quarantine_days"}
 CURATED_FOLDER = "curated"
 PARTITION_KEY = "order_date"
 ZERO_MONEY = Decimal("0.00")
@@ -45,8 +52,9 @@ ZERO_MONEY = Decimal("0.00")
 class LoadReport:
     """What one `load_days` call did.
 
-    `rows_inserted` counts rows written per warehouse table (dimension rows only when new or
-    newer; dim_date counts every calendar row replaced); `lines_per_day` is the fact rows now
+    `rows_inserted` counts rows written per warehouse table (dimension rows merged, i.e. new
+    or at least as new as the held row; dim_date counts every calendar row replaced;
+    quarantine_daily counts (day, reason) rows); `lines_per_day` is the fact rows now
     held for each loaded day; `days_without_files` lists days whose curated order_lines folder
     held no parquet file (replaced by nothing).
     """
@@ -124,31 +132,42 @@ def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]
             files += count
         files_per_stage[stage] = files
 
-    staged_per_day = {row[0]: int(row[1]) for row in session.execute("stage_order_lines_days")}
-    strays = sorted(d for d in staged_per_day if d not in days)
-    if strays:
-        # Inserting them would create a second copy of a day this load does not replace.
-        raise ValueError(f"curated order_lines of {list(days)} hold rows dated {strays}")
+    staged_per_day: dict[dt.date, int] = {}
+    for table, statement in DAY_CHECKED_STAGES.items():
+        per_day = {row[0]: int(row[1]) for row in session.execute(statement)}
+        strays = sorted(d for d in per_day if d not in days)
+        if strays:
+            # Inserting them would create a second copy of a day this load does not replace.
+            raise ValueError(f"curated {table} of {list(days)} hold rows dated {strays}")
+        if table == "order_lines":
+            staged_per_day = per_day
+    for latest in LATEST_STAGES:
+        session.execute(f"drop_{latest}")
+        session.execute(latest)
 
     loaded_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)  # warehouse stores UTC
     stamp = {"loaded_at": loaded_at}
     years = sorted({day.year for day in days})
-    calendar_keys = calendar_rows(years)
     inserted: dict[str, int] = {}
     with session.transaction():
         for day in days:
             session.execute_count("delete_fact_days", {"sale_date": day})
+            session.execute_count("delete_quarantine_days", {"sale_date": day})
         inserted["fact_sales"] = session.execute_count("insert_fact_from_stage", stamp)
-        session.execute_count("delete_dim_customer_superseded")
-        inserted["dim_customer"] = session.execute_count("upsert_dim_customer", stamp)
-        session.execute_count("delete_dim_product_superseded")
-        inserted["dim_product"] = session.execute_count("upsert_dim_product", stamp)
+        inserted["quarantine_daily"] = session.execute_count("insert_quarantine_daily_from_stage", stamp)
+        session.execute_count("discard_stale_dim_customer")
+        inserted["dim_customer"] = session.execute_count("merge_dim_customer", stamp)
+        session.execute_count("discard_stale_dim_product")
+        inserted["dim_product"] = session.execute_count("merge_dim_product", stamp)
+        inserted["dim_date"] = 0
         for year in years:
             session.execute_count(
                 "delete_dim_date_range", {"first_day": dt.date(year, 1, 1), "last_day": dt.date(year, 12, 31)}
             )
-        session.executemany("insert_dim_date", calendar_keys)
-        inserted["dim_date"] = len(calendar_keys)
+            # One executemany per year keeps each statement batch bounded (Data API limits).
+            year_rows = calendar_rows([year])
+            session.executemany("insert_dim_date", year_rows)
+            inserted["dim_date"] += len(year_rows)
 
     return LoadReport(
         days=days,
@@ -179,11 +198,11 @@ def duplicate_fact_keys(session: WarehouseSession, days: Sequence[dt.date]) -> i
 
 
 def orphan_fact_rows(session: WarehouseSession, days: Sequence[dt.date]) -> int:
-    """Fact rows of these days without their dim_customer or dim_product row."""
+    """Fact rows of these days without their dim_customer, dim_product or dim_date row."""
     return sum(int(session.execute("orphan_fact_rows", {"sale_date": day})[0][0]) for day in sorted(set(days)))
 
 
-WAREHOUSE_TABLES = ("fact_sales", "dim_customer", "dim_product", "dim_date")
+WAREHOUSE_TABLES = ("fact_sales", "dim_customer", "dim_product", "dim_date", "quarantine_daily")
 
 
 def table_row_counts(session: WarehouseSession) -> dict[str, int]:

@@ -1,5 +1,6 @@
-"""Guards the per-record rules of the Glue script (no Spark): line units, reason codes and their
-precedence, coercion, RFC 3339 parsing and half-up money. These rules are the reconciliation
+"""Guards the per-record rules of the Glue script's Spark expressions (all cases in one Spark job):
+line units, reason codes and their precedence, coercion, exact decimal places, RFC 3339 parsing
+and half-up money. These rules are the reconciliation
 contract with the demo source's expected figures, so a drift here silently breaks the books."""
 from __future__ import annotations
 
@@ -9,14 +10,43 @@ from decimal import Decimal
 
 import pytest
 
+from sales_assets.source.contract import dumps_exact
+
 from .conftest import line, order
 
 DAY = "2026-11-20"
 
 
-def explode(curate, record, **kwargs):
-    raw = record if isinstance(record, str) else json.dumps(record)
-    return curate.explode_record(raw, DAY, kwargs.get("page", 1), kwargs.get("position", 1), "run-1")
+def _raw(record) -> str:
+    # dumps_exact writes Decimals as their exact literal (19.990 stays 19.990).
+    return record if isinstance(record, str) else dumps_exact(record)
+
+
+# Every record a test below explodes; all of them go through Spark in ONE job (module fixture),
+# each as its own page so that no dedup applies (validate_lines skips it anyway).
+RAWS: list[str] = []
+
+
+def case(record):
+    """Register a record for the batch and return it (used inside the parametrize lists)."""
+    RAWS.append(_raw(record))
+    return record
+
+
+@pytest.fixture(scope="module")
+def verdicts(spark, curate):
+    rows = [(dt.date.fromisoformat(DAY), index, 1, "run-1", raw, True) for index, raw in enumerate(RAWS)]
+    frame = spark.createDataFrame(
+        rows, "order_date date, source_page int, position int, ingest_run_id string, value string, line_ok boolean"
+    )
+    by_page: dict[int, list[dict]] = {}
+    for row in curate.validate_lines(frame).collect():
+        by_page.setdefault(row["source_page"], []).append(row.asDict())
+    return {RAWS[page]: sorted(units, key=lambda unit: unit["unit_index"]) for page, units in by_page.items()}
+
+
+def explode(verdicts, record):
+    return verdicts[_raw(record)]
 
 
 def reasons(units):
@@ -26,23 +56,27 @@ def reasons(units):
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        ("[1, 2]", ["invalid_json"]),
-        ("42", ["invalid_json"]),
-        ("not json {", ["invalid_json"]),
-        ("", ["invalid_json"]),
-        ('{"order_id": "O", "lines": [{"line_number": NaN}]}', ["invalid_json"]),
-        (json.dumps({"lines": [1, 2]}), ["missing_order_id"] * 2),
-        (json.dumps({"order_id": 7, "lines": []}), ["missing_order_id"]),
-        (json.dumps({"order_id": "O"}), ["missing_lines"]),
-        (json.dumps({"order_id": "O", "lines": None}), ["missing_lines"]),
-        (json.dumps({"order_id": "O", "lines": {"a": 1}}), ["missing_lines"]),
-        (json.dumps({"order_id": "O", "lines": []}), ["missing_lines"]),
+        (case("[1, 2]"), ["invalid_json"]),
+        (case("42"), ["invalid_json"]),
+        (case("not json {"), ["invalid_json"]),
+        (case(""), ["invalid_json"]),
+        (case('{"order_id": "O", "lines": [{"line_number": NaN}]}'), ["invalid_json"]),
+        (case(json.dumps({"lines": [1, 2]})), ["missing_order_id"] * 2),
+        (case(json.dumps({"order_id": 7, "lines": []})), ["missing_order_id"]),
+        (case(json.dumps({"order_id": "O"})), ["missing_lines"]),
+        (case(json.dumps({"order_id": "O", "lines": None})), ["missing_lines"]),
+        (case(json.dumps({"order_id": "O", "lines": {"a": 1}})), ["missing_lines"]),
+        (case(json.dumps({"order_id": "O", "lines": []})), ["missing_lines"]),
     ],
 )
-def test_unit_count_and_first_order_rule(curate, raw, expected):
-    units = explode(curate, raw)
+def test_unit_count_and_first_order_rule(verdicts, raw, expected):
+    units = explode(verdicts, raw)
     assert reasons(units) == expected
     assert all(unit["kind"] == "quarantine" and unit["raw_record"] == raw for unit in units)
+
+
+def order_level_record(fields):
+    return order("O-1", [line(1), line(2), "not an object"], **fields)
 
 
 @pytest.mark.parametrize(
@@ -68,8 +102,8 @@ def test_unit_count_and_first_order_rule(curate, raw, expected):
         ({"updated_at": "x", "status": "x"}, "bad_updated_at"),
     ],
 )
-def test_order_level_reason_applies_to_every_unit(curate, fields, reason):
-    units = explode(curate, order("O-1", [line(1), line(2), "not an object"], **fields))
+def test_order_level_reason_applies_to_every_unit(verdicts, fields, reason):
+    units = explode(verdicts, order_level_record(fields))
     assert reasons(units) == [reason] * 3
     assert [unit["line_number"] for unit in units] == [1, 2, None]
     assert {unit["order_id"] for unit in units} == {"O-1"}
@@ -106,18 +140,31 @@ def test_order_level_reason_applies_to_every_unit(curate, fields, reason):
         (line(1, discount=2, tax_rate=2), "bad_discount"),
     ],
 )
-def test_line_level_reasons(curate, element, reason):
-    units = explode(curate, order("O-1", [element]))
+def test_line_level_reasons(verdicts, element, reason):
+    units = explode(verdicts, order("O-1", [element]))
     assert reasons(units) == [reason]
 
 
-def test_duplicate_line_number_keeps_first_even_if_first_is_rejected(curate):
-    units = explode(curate, order("O-1", [line(1, None), line(1), line(2), line("2")]))
+DUPLICATES = case(order("O-1", [line(1, None), line(1), line(2), line("2")]))
+
+
+def test_duplicate_line_number_keeps_first_even_if_first_is_rejected(verdicts):
+    units = explode(verdicts, DUPLICATES)
     assert reasons(units) == ["missing_product_id", "duplicate_line_number", None, "duplicate_line_number"]
     assert [unit["line_number"] for unit in units] == [1, 1, 2, 2]
 
 
-def test_coercible_strings_and_integer_valued_numbers_are_accepted(curate):
+COERCIBLE = case(
+    '{"order_id": "O-1", "order_timestamp": "2026-11-20T10:00:00.1234567+01:00",'
+    ' "updated_at": "2026-11-20T10:00:00z", "status": "completed", "channel": "store",'
+    ' "store_id": 42, "currency": "EUR", "customer": {"customer_id": "C", "name": 7},'
+    ' "new_field": {"x": 1}, "lines": [{"line_number": "3", "product_id": "P",'
+    ' "quantity": 3.0, "unit_price": "19.990", "discount": "0.25", "tax_rate": 0.19,'
+    ' "extra": [1]}]}'
+)
+
+
+def test_coercible_strings_and_integer_valued_numbers_are_accepted(verdicts):
     raw = (
         '{"order_id": "O-1", "order_timestamp": "2026-11-20T10:00:00.1234567+01:00",'
         ' "updated_at": "2026-11-20T10:00:00z", "status": "completed", "channel": "store",'
@@ -126,17 +173,24 @@ def test_coercible_strings_and_integer_valued_numbers_are_accepted(curate):
         ' "quantity": 3.0, "unit_price": "19.990", "discount": "0.25", "tax_rate": 0.19,'
         ' "extra": [1]}]}'
     )
-    (unit,) = explode(curate, raw)
+    (unit,) = explode(verdicts, raw)
     assert unit["kind"] == "curated" and unit["reason"] is None
     assert unit["line_number"] == 3 and unit["quantity"] == 3
     assert unit["unit_price"] == Decimal("19.99") and str(unit["unit_price"]) == "19.99"
     assert unit["discount"] == Decimal("0.25") and unit["tax_rate"] == Decimal("0.19")
     assert unit["store_id"] == "42" and unit["customer_name"] == "7"
-    assert unit["order_timestamp"] == dt.datetime(2026, 11, 20, 9, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    assert unit["order_timestamp"] == dt.datetime(2026, 11, 20, 9, 0, 0, 123456)  # naive UTC
     # gross 59.97, discount 14.9925 -> 14.99, net 44.98, tax 8.5462 -> 8.55, total 53.53
     assert [unit[k] for k in ("gross", "discount_amount", "net", "tax_amount", "total")] == [
         Decimal("59.97"), Decimal("14.99"), Decimal("44.98"), Decimal("8.55"), Decimal("53.53")
     ]
+
+
+def money_record(quantity, price, discount, tax):
+    # Literals written as JSON numbers exactly as given (no float round trip).
+    raw = json.dumps(order("O-M", [line(1, quantity=quantity, unit_price=0, discount=0, tax_rate=0)]))
+    return (raw.replace('"unit_price": 0', f'"unit_price": {price}')
+            .replace('"discount": 0', f'"discount": {discount}').replace('"tax_rate": 0', f'"tax_rate": {tax}'))
 
 
 @pytest.mark.parametrize(
@@ -151,52 +205,32 @@ def test_coercible_strings_and_integer_valued_numbers_are_accepted(curate):
          ("9999999990000.00", "1000.00", "9999999989000.00", "9999999989000.00", "19999999978000.00")),
     ],
 )
-def test_money_is_exact_half_up_per_line(curate, quantity, price, discount, tax, expected):
-    amounts = curate.line_amounts(quantity, Decimal(price), Decimal(discount), Decimal(tax))
+def test_money_is_exact_half_up_per_line(verdicts, quantity, price, discount, tax, expected):
+    (amounts,) = explode(verdicts, money_record(quantity, price, discount, tax))
+    assert amounts["reason"] is None
     assert tuple(str(amounts[k]) for k in ("gross", "discount_amount", "net", "tax_amount", "total")) == expected
 
 
-def test_absent_or_null_rates_are_zero(curate):
-    (unit,) = explode(curate, order("O-1", [line(1, quantity=2, unit_price=1.25, discount=None)]))
+NULL_RATES = case(order("O-1", [line(1, quantity=2, unit_price=1.25, discount=None)]))
+EXACT_PLACES = case(order("O-1", [
+    line(1, unit_price="1.0000000000000000000000000000001"),  # 31 places, read from the text
+    line(2, unit_price=Decimal("19.990")),  # trailing zero: 2 places
+    line(3, quantity=Decimal("1E+2"), unit_price=Decimal("1E+2")),  # exponent, integral
+    line(4, discount=Decimal("0.0000000000000000001")),  # digits beyond the 18th place
+]))
+
+
+def test_absent_or_null_rates_are_zero(verdicts):
+    (unit,) = explode(verdicts, NULL_RATES)
     assert unit["discount"] == 0 and unit["tax_rate"] == 0
     assert unit["total"] == Decimal("2.50")
 
 
-def test_dedup_key_is_shared_by_units_and_unparseable_updated_at_is_none(curate):
-    units = explode(curate, order("O-1", [line(1), 5], updated_at="2026-11-20T10:00:00+01:00"), page=3, position=7)
-    expected_key = curate.epoch_micros(dt.datetime(2026, 11, 20, 9, tzinfo=dt.timezone.utc))
-    assert {(u["dedup_order_id"], u["updated_key"], u["source_page"], u["position"]) for u in units} == {
-        ("O-1", expected_key, 3, 7)
-    }
-    (bad,) = explode(curate, order("O-1", [line(1)], updated_at="nope"))
-    assert bad["dedup_order_id"] == "O-1" and bad["updated_key"] is None
-    (no_id,) = explode(curate, order(None, [line(1)]))
-    assert no_id["dedup_order_id"] is None
-
-
-def test_units_carry_every_unit_column(curate):
-    for unit in explode(curate, order("O-1", [line(1), "x"])) + explode(curate, "[]"):
-        assert set(unit) == set(curate.UNIT_COLUMNS)
-
-
-@pytest.mark.parametrize(
-    ("text", "lines"),
-    [
-        ("a\nb\n", ["a", "b"]),
-        ("a\nb", ["a", "b"]),
-        ("a\r\n\nb\n", ["a", "", "b"]),
-        ("", []),
-    ],
-)
-def test_split_page_text(curate, text, lines):
-    assert curate.split_page_text(text) == lines
-
-
-def test_decimal_places_is_exact(curate):
-    assert curate.decimal_places(Decimal("19.990")) == 2
-    assert curate.decimal_places(Decimal("1E+2")) == 0
-    assert curate.decimal_places(Decimal("0.000")) == 0
-    assert curate.decimal_places(Decimal("1.0000000000000000000000000000001")) == 31
+def test_decimal_places_are_counted_exactly(verdicts):
+    units = explode(verdicts, EXACT_PLACES)
+    assert reasons(units) == ["bad_unit_price", None, None, "bad_discount"]
+    assert units[1]["unit_price"] == Decimal("19.99")
+    assert (units[2]["quantity"], units[2]["gross"]) == (100, Decimal("10000.00"))
 
 
 def test_parse_args_ignores_unknown_arguments_and_expands_ranges(curate):
@@ -246,3 +280,15 @@ def test_pipes_metadata_is_accepted_by_dagster(curate):
     assert converted["figures_by_day"].data[DAY]["net"] == "1.00"
     quarantine = metadata_map_from_external(curate.materialization_metadata(summary, "quarantine"))
     assert quarantine["quarantine_by_reason"].data == {DAY: {"bad_status": 1}}
+
+
+# Register the records the parametrized tests build, before the module fixture runs.
+for _mark in test_order_level_reason_applies_to_every_unit.pytestmark:
+    for _fields, _reason in _mark.args[1]:
+        case(order_level_record(_fields))
+for _mark in test_line_level_reasons.pytestmark:
+    for _element, _reason in _mark.args[1]:
+        case(order("O-1", [_element]))
+for _mark in test_money_is_exact_half_up_per_line.pytestmark:
+    for _params in _mark.args[1]:
+        case(money_record(*_params[:4]))

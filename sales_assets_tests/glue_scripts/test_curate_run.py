@@ -1,10 +1,12 @@
 """Guards the Spark job end to end on a hand-built lake: only manifest-listed pages are read,
 re-sent orders are deduplicated (newer updated_at, then later page, then later position),
 every unit lands in exactly one of curated / quarantine / superseded, the curated files have
-the exact schema with order_date inside, and a re-run replaces partitions without leftovers."""
+the exact schema with order_date inside, a re-run replaces partitions without leftovers, and a
+page altered after its manifest was committed fails the run before anything is written."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import types as T
 
-from .conftest import DAY_1, DAY_1_PAGE_1, DAY_2, build_demo_lake
+from .conftest import DAY_1, DAY_1_PAGE_1, DAY_2, DAY_2_PAGE_1, build_demo_lake, write_raw_day
 
 EXPECTED_REASONS_DAY_1 = {
     "invalid_json": 3, "missing_order_id": 3, "missing_lines": 2, "bad_order_timestamp": 1,
@@ -208,3 +210,28 @@ def test_missing_manifest_names_the_date_and_writes_nothing(tmp_path, spark, cur
     with pytest.raises(curate.ManifestMissingError, match="2026-11-22"):
         curate.run(spark, str(lake_root), [DAY_1, "2026-11-22"], log=lambda message: None)
     assert not (lake_root / "curated").exists()
+
+
+def test_page_changed_after_commit_fails_before_writing(tmp_path, spark, curate):
+    lake_root = tmp_path / "lake"
+    manifests = build_demo_lake(lake_root)
+    page = lake_root / manifests[DAY_1]["pages"][1]["key"]
+    body = page.read_bytes()
+    page.write_bytes(body.replace(b"O-2", b"O-7", 1))  # same size, different bytes
+    with pytest.raises(curate.PageIntegrityError, match="page-00002.jsonl does not match its manifest"):
+        curate.run(spark, str(lake_root), [DAY_1], log=lambda message: None)
+    assert not (lake_root / "curated").exists()
+
+
+def test_crlf_and_blank_lines_are_not_records(tmp_path, spark, curate):
+    lake_root = tmp_path / "lake"
+    manifest = write_raw_day(lake_root, DAY_2, "run-crlf", [DAY_2_PAGE_1])
+    page = lake_root / manifest["pages"][0]["key"]
+    body = page.read_bytes().replace(b"\n", b"\r\n") + b" \t\r\n\n"
+    page.write_bytes(body)
+    manifest["pages"][0].update(bytes=len(body), sha256=hashlib.sha256(body).hexdigest())
+    (page.parent.parent / "_manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    summary = curate.run(spark, str(lake_root), [DAY_2], log=lambda message: None)
+    assert summary["figures_by_day"][DAY_2] == {
+        "raw_lines": 2, "curated_lines": 2, "quarantine_lines": 0, "superseded_lines": 0, "net": "3.50"
+    }

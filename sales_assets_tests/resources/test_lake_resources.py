@@ -68,3 +68,15 @@ def test_local_keys_cannot_escape_the_lake(tmp_path):
     lake = LocalLakeResource(root=str(tmp_path))
     with pytest.raises(ValueError):
         lake.write_bytes("../outside", b"x")
+
+
+def test_conditional_writes_for_the_day_lease(lake):
+    # The lease relies on these: create only if absent, replace only if unchanged.
+    assert lake.create_exclusive("raw/t/_lease.json", b"a")
+    assert not lake.create_exclusive("raw/t/_lease.json", b"b")
+    current = lake.read_versioned("raw/t/_lease.json")
+    assert lake.replace_if_version("raw/t/_lease.json", b"c", current.version)
+    assert not lake.replace_if_version("raw/t/_lease.json", b"d", current.version)
+    assert lake.read_bytes("raw/t/_lease.json") == b"c"
+    lake.delete_key("raw/t/_lease.json")
+    assert lake.list_keys("raw/t/") == []

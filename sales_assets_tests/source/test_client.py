@@ -83,17 +83,43 @@ def test_retries_invalid_json_disconnects_and_429_with_backoff(demo_source):
         assert backoff / 2 <= slept <= backoff
 
 
-def test_honours_retry_after_seconds_and_clamps_it(demo_source):
+def test_honours_retry_after_seconds(demo_source):
     demo_source.fault_plan = FaultPlan(fail_first=[429, 503], retry_after="7")
     sleeps: list[float] = []
     with make_client(demo_source.url, demo_source.token, sleeps) as client:
         list(client.iter_pages(DAY))
+        assert (client.stats.requests, client.stats.retries, client.stats.waits) == (3, 2, [7.0, 7.0])
     assert sleeps == [7.0, 7.0]
+
+
+def test_retry_after_above_the_maximum_fails_at_once_instead_of_sleeping(demo_source):
     demo_source.fault_plan = FaultPlan(fail_first=[429], retry_after="3600")
-    sleeps.clear()
+    sleeps: list[float] = []
     with make_client(demo_source.url, demo_source.token, sleeps, max_retry_after=60) as client:
+        with pytest.raises(SourceTransientError, match="Retry-After 3600 s, above max_retry_after=60") as raised:
+            list(client.iter_pages(DAY))
+    assert sleeps == [] and len(demo_source.requests) == 1
+    assert demo_source.token not in str(raised.value)
+
+
+def test_retry_after_zero_still_backs_off(demo_source):
+    demo_source.fault_plan = FaultPlan(fail_first=[429, 429, 429], retry_after="0")
+    sleeps: list[float] = []
+    with make_client(demo_source.url, demo_source.token, sleeps) as client:
         list(client.iter_pages(DAY))
-    assert sleeps == [60.0]
+    assert len(sleeps) == 3
+    for attempt, slept in enumerate(sleeps, start=1):
+        backoff = 0.5 * 2 ** (attempt - 1)
+        assert backoff / 2 <= slept <= backoff  # the backoff, not a burst of instant retries
+
+
+def test_retry_after_http_date_is_read_against_the_injected_clock(demo_source):
+    now = datetime(2026, 11, 21, 1, 0, 0, tzinfo=timezone.utc)
+    demo_source.fault_plan = FaultPlan(fail_first=[503], retry_after=format_datetime(now + timedelta(seconds=12), usegmt=True))
+    sleeps: list[float] = []
+    with make_client(demo_source.url, demo_source.token, sleeps, clock=now.timestamp) as client:
+        list(client.iter_pages(DAY))
+    assert sleeps == [pytest.approx(12.0)]
 
 
 def test_parse_retry_after_http_date():

@@ -147,3 +147,29 @@ def test_cursor_round_trip_and_stop_releases_the_port():
     server.stop()  # idempotent
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_fault_plan_from_cli_flags_and_its_validation():
+    from sales_assets.cli import build_parser, fault_plan_from_args
+
+    args = build_parser().parse_args([
+        "serve-source", "--fail-first", "429,503,slow,truncated", "--retry-after", "http-date+30",
+        "--repeat-cursor-on-page", "3", "--schema-variants", "--resend-orders", "2", "--late-correction"])
+    plan = fault_plan_from_args(args)
+    assert list(plan.fail_first) == [429, 503, "slow", "truncated"]
+    assert plan.repeat_cursor_on_page == 3 and plan.schema_variants and plan.resend_orders == 2 and plan.late_correction
+    assert re.fullmatch(r"\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT", plan.retry_after_header())
+    assert fault_plan_from_args(build_parser().parse_args(["serve-source"])) is None
+    with pytest.raises(ValueError, match="unknown fault"):
+        FaultPlan(fail_first=["sometimes"])
+    with pytest.raises(ValueError, match="repeat_cursor_on_page"):
+        FaultPlan(repeat_cursor_on_page=1)
+
+
+def test_truncated_fault_breaks_the_content_length_promise(demo_source):
+    from sales_assets.source.demo_server import FAULT_TRUNCATED
+
+    demo_source.fault_plan = FaultPlan(fail_first=[FAULT_TRUNCATED])
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        get(demo_source, c.ORDERS_PATH, date=DAY.isoformat())
+    assert get(demo_source, c.ORDERS_PATH, date=DAY.isoformat()).status_code == 200

@@ -201,3 +201,35 @@ def write_curated_day(
 
 def expected_figures(lines: list[dict]) -> tuple[int, Decimal]:
     return len(lines), sum((line["net"] for line in lines), Decimal("0.00"))
+
+
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        ("order_date", pa.date32()),
+        ("order_id", pa.string()),
+        ("line_number", pa.int32()),
+        ("reason", pa.string()),
+        ("detail", pa.string()),
+        ("raw_record", pa.string()),
+        ("source_page", pa.int32()),
+        ("ingest_run_id", pa.string()),
+    ]
+)
+
+
+def make_quarantined(order_id: str, line_number: int, day: dt.date, reason: str = "negative_quantity") -> dict:
+    """One curated/quarantine row as the Glue job writes it."""
+    return {
+        "order_date": day,
+        "order_id": order_id,
+        "line_number": line_number,
+        "reason": reason,
+        "detail": f"{reason} on line {line_number}",
+        "raw_record": '{"order_id": "%s"}' % order_id,
+        "source_page": 1,
+        "ingest_run_id": f"run-{day.isoformat()}",
+    }
+
+
+def write_quarantine_day(lake_root: Path, day: dt.date, rows: list[dict]) -> Path:
+    return write_table(lake_root, "quarantine", day, rows, QUARANTINE_SCHEMA)

@@ -1,7 +1,8 @@
 """Guards the day-replace load into a real DuckDB warehouse: exact figures (Decimal sums),
 exactly one copy of a day after any number of re-runs, latest-wins dimensions, empty days,
-the duplicate/orphan checks, and that a failure inside the load transaction leaves the
-previous state intact."""
+the duplicate/orphan checks (customer, product and date), quarantine counts per day and
+reason, and that a failure inside the load transaction (also between the day's delete and its
+insert) leaves the previous state intact."""
 from __future__ import annotations
 
 import datetime as dt
@@ -17,7 +18,9 @@ from sales_assets_tests.warehouse.curated_builders import (
     dims_from_lines,
     expected_figures,
     make_line,
+    make_quarantined,
     write_curated_day,
+    write_quarantine_day,
     write_table,
 )
 
@@ -243,3 +246,73 @@ def test_lake_locations_are_built_from_allow_listed_tables_and_dates():
         loader.curated_day_location("/lake", "quarantine; DROP", DAY_1)
     with pytest.raises(TypeError):
         loader.curated_day_location("/lake", "order_lines", "2026-11-20")
+
+
+def test_failure_between_delete_and_insert_keeps_exactly_the_previous_copy(warehouse, lake_root, monkeypatch):
+    # The crash the day-replace exists for: the day's rows are deleted, then the insert dies.
+    # Committed alone, the delete would lose the day; the transaction must restore it.
+    write_curated_day(lake_root, DAY_1, day_1_lines())
+    write_quarantine_day(lake_root, DAY_1, [make_quarantined("O-8", 1, DAY_1)])
+    with warehouse.session() as session:
+        loader.load_days(session, str(lake_root), [DAY_1])
+        loader.load_days(session, str(lake_root), [DAY_1])  # a second run of the same day
+        before = (loader.fact_figures(session, [DAY_1]), table_snapshot(session),
+                  session.execute("SELECT quarantine_date, reason, quarantined_lines FROM sales.quarantine_daily"))
+        real_execute_count = session.execute_count
+        deleted = []
+
+        def dies_on_insert(name, params=None):
+            if name == "insert_fact_from_stage":
+                deleted.append(session.execute("fact_day_figures", {"sale_date": DAY_1})[0][0])
+                raise RuntimeError("simulated crash between delete and insert")
+            return real_execute_count(name, params)
+
+        monkeypatch.setattr(session, "execute_count", dies_on_insert)
+        write_curated_day(lake_root, DAY_1, [make_line("O-7", 1, DAY_1, unit_price="99.99")])
+        with pytest.raises(RuntimeError, match="simulated crash"):
+            loader.load_days(session, str(lake_root), [DAY_1])
+        after = (loader.fact_figures(session, [DAY_1]), table_snapshot(session),
+                 session.execute("SELECT quarantine_date, reason, quarantined_lines FROM sales.quarantine_daily"))
+        assert loader.duplicate_fact_keys(session, [DAY_1]) == 0
+    assert deleted == [0]  # the failure really came after the day was deleted
+    assert before[0] == {DAY_1: expected_figures(day_1_lines())}
+    assert after == before
+    assert before[2] == [(DAY_1, "negative_quantity", 1)]
+
+
+def test_quarantine_counts_are_loaded_per_day_and_reason_and_replaced(warehouse, lake_root):
+    write_curated_day(lake_root, DAY_1, day_1_lines())
+    write_quarantine_day(lake_root, DAY_1, [
+        make_quarantined("O-8", 1, DAY_1), make_quarantined("O-8", 2, DAY_1),
+        make_quarantined("O-9", 1, DAY_1, reason="invalid_json"),
+    ])
+    query = "SELECT quarantine_date, reason, quarantined_lines FROM sales.quarantine_daily ORDER BY 1, 2"
+    with warehouse.session() as session:
+        report = loader.load_days(session, str(lake_root), [DAY_1])
+        first = session.execute(query)
+        loader.load_days(session, str(lake_root), [DAY_1])
+        again = session.execute(query)
+        write_quarantine_day(lake_root, DAY_1, [])  # a corrected day: nothing quarantined
+        loader.load_days(session, str(lake_root), [DAY_1])
+        cleared = session.execute(query)
+        # Quarantine rows dated outside the loaded days would leave a second copy of that day.
+        write_quarantine_day(lake_root, DAY_2, [make_quarantined("O-5", 1, DAY_1)])
+        with pytest.raises(ValueError, match="curated quarantine .* hold rows dated"):
+            loader.load_days(session, str(lake_root), [DAY_2])
+    assert first == again == [(DAY_1, "invalid_json", 1), (DAY_1, "negative_quantity", 2)]
+    assert report.rows_inserted["quarantine_daily"] == 2
+    assert cleared == []
+
+
+def test_every_fact_row_has_its_date_dimension_row(warehouse, lake_root):
+    write_curated_day(lake_root, DAY_1, day_1_lines())
+    with warehouse.session() as session:
+        loader.load_days(session, str(lake_root), [DAY_1])
+        assert loader.orphan_fact_rows(session, [DAY_1]) == 0
+        missing_dates = session.execute(
+            "SELECT COUNT(*) FROM sales.fact_sales AS f LEFT JOIN sales.dim_date AS d ON d.date_key = f.sale_date "
+            "WHERE d.date_key IS NULL"
+        )
+        session.execute("DELETE FROM sales.dim_date WHERE date_key = :d", {"d": DAY_1})
+        assert loader.orphan_fact_rows(session, [DAY_1]) == 3
+    assert missing_dates == [(0,)]

@@ -27,8 +27,8 @@ SAMPLE_PARAMS = {
 def test_sql_folder_holds_the_expected_statements():
     names = set(transpile.sql_names())
     assert {"create_schema", "create_fact_sales", "create_dim_customer", "create_dim_product",
-            "create_dim_date", "delete_fact_days", "insert_fact_from_stage", "upsert_dim_customer",
-            "upsert_dim_product", "copy_stage_parquet"} <= names
+            "create_dim_date", "create_quarantine_daily", "delete_fact_days", "insert_fact_from_stage",
+            "merge_dim_customer", "merge_dim_product", "copy_stage_parquet"} <= names
     # Day-replace deletes the day; a TRUNCATE would commit implicitly on Redshift.
     trees = [sqlglot.parse_one(transpile.redshift_sql(n), read="redshift") for n in names]
     assert not any(t.find(exp.TruncateTable) for t in trees)
@@ -51,13 +51,14 @@ def test_every_statement_transpiles_to_duckdb(name):
 
 def test_every_local_statement_executes_on_duckdb(tmp_path):
     resource = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
-    ordered = list(loader.SCHEMA_STATEMENTS) + [f"drop_{s}" for s in loader.STAGES.values()] + list(loader.STAGES.values())
+    stages = list(loader.STAGES.values()) + list(loader.LATEST_STAGES)
+    ordered = list(loader.SCHEMA_STATEMENTS) + [f"drop_{s}" for s in stages] + stages
     rest = sorted(set(transpile.sql_names()) - REDSHIFT_ONLY - set(ordered))
     with resource.session() as session:
         for name in ordered + rest:
             session.execute(name, {k: SAMPLE_PARAMS[k] for k in transpile.placeholders(name)})
         tables = {r[0] for r in session.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'sales'")}
-    assert tables == {"fact_sales", "dim_customer", "dim_product", "dim_date"}
+    assert tables == {"fact_sales", "dim_customer", "dim_product", "dim_date", "quarantine_daily"}
     assert len(rest) >= 12
 
 
@@ -100,3 +101,15 @@ def test_unknown_statement_name_is_refused():
         transpile.redshift_sql("drop_everything")
     with pytest.raises(KeyError):
         transpile.redshift_sql("../secrets")
+
+
+@pytest.mark.parametrize("name", ["merge_dim_customer", "merge_dim_product"])
+def test_dimension_upsert_stays_a_merge_on_both_engines(name):
+    # The README promises MERGE on Redshift and DuckDB alike; a sqlglot release rewriting it
+    # (or dropping a WHEN branch) must fail here, not silently change the upsert.
+    redshift = sqlglot.parse_one(transpile.redshift_sql(name), read="redshift")
+    duck = sqlglot.parse_one(transpile.duckdb_sql(name), read="duckdb")
+    for tree in (redshift, duck):
+        assert isinstance(tree, exp.Merge)
+        whens = list(tree.find_all(exp.When))
+        assert [w.args.get("matched") for w in whens] == [True, False]

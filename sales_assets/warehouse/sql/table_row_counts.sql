@@ -6,3 +6,5 @@ UNION ALL
 SELECT 'dim_product', COUNT(*) FROM sales.dim_product
 UNION ALL
 SELECT 'dim_date', COUNT(*) FROM sales.dim_date
+UNION ALL
+SELECT 'quarantine_daily', COUNT(*) FROM sales.quarantine_daily

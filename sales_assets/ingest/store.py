@@ -1,0 +1,246 @@
+"""Object storage for the landing zone without Dagster: a local folder or an S3 bucket.
+
+The Dagster lake resources (``sales_assets.resources.lake``) delegate every key
+operation here, and the Lambda handler uses these classes directly, so the
+deployment zip needs only the standard library, ``requests`` and ``boto3``.
+
+What a caller may rely on (both implementations, keys ``/``-separated and relative
+to the root):
+- ``write_bytes`` is atomic for its key: readers see the old object or the new one.
+- ``create_exclusive`` creates a key only if it does not exist (S3: a conditional
+  put with ``IfNoneMatch="*"``; folder: a hard link, which fails on an existing name),
+  and returns whether it did; the object appears with its whole content.
+- ``read_versioned`` / ``replace_if_version`` are a compare-and-swap: the replace
+  happens only if the object is still the version read (S3: ``IfMatch`` on the ETag).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """An object's bytes and an opaque version for ``replace_if_version``."""
+
+    data: bytes
+    version: str
+
+
+class LocalObjectStore:
+    """A folder laid out exactly like the S3 bucket."""
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        if key.startswith("/") or ".." in key.split("/"):
+            raise ValueError(f"lake keys are relative and stay inside the lake, got {key!r}")
+        return self.root / key
+
+    def root_uri(self) -> str:
+        return str(self.root.resolve())
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def _write_temp(self, target: Path, data: bytes) -> str:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return tmp
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        target = self._path(key)
+        # Write beside the target then rename: a reader sees the old file or the
+        # whole new one, never a torn write.
+        tmp = self._write_temp(target, data)
+        try:
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        start = self._path(prefix)
+        # A prefix may end inside a name ("raw/x/run_id=") or at a folder.
+        folder = start if prefix.endswith("/") or start.is_dir() else start.parent
+        if not folder.exists():
+            return []
+        keys = []
+        for path in folder.rglob("*"):
+            # Temp files of in-flight writes and compare-and-swap leftovers are not objects.
+            if path.is_file() and not path.name.endswith((".tmp", ".cas")):
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for key in keys:
+            self._path(key).unlink(missing_ok=True)
+        # Remove the emptied folders too, deepest first.
+        folders = sorted({self._path(k).parent for k in keys}, key=lambda p: len(p.parts), reverse=True)
+        for folder in folders:
+            while folder != self.root and folder.exists() and not any(folder.iterdir()):
+                try:
+                    folder.rmdir()
+                except OSError:  # a concurrent writer just put something there
+                    break
+                folder = folder.parent
+        return len(keys)
+
+    def delete_key(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        target = self._path(key)
+        tmp = self._write_temp(target, data)
+        try:
+            # link() fails when the name exists, atomically: the local twin of IfNoneMatch="*".
+            os.link(tmp, target)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def read_versioned(self, key: str) -> Versioned | None:
+        try:
+            data = self._path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+        return Versioned(data, hashlib.sha256(data).hexdigest())
+
+    def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
+        target = self._path(key)
+        # Move the current object aside under a unique name: of two contenders only one
+        # rename succeeds, and the winner then checks it moved the version it inspected.
+        aside = target.with_name(f".{target.name}.{secrets.token_hex(4)}.cas")
+        try:
+            os.rename(target, aside)
+        except FileNotFoundError:
+            return False
+        try:
+            if hashlib.sha256(aside.read_bytes()).hexdigest() != version:
+                try:
+                    os.link(aside, target)  # put it back unless a new one appeared meanwhile
+                except FileExistsError:
+                    pass
+                return False
+        finally:
+            aside.unlink(missing_ok=True)
+        return self.create_exclusive(key, data)
+
+
+class S3ObjectStore:
+    """An S3 bucket (and optional key prefix) through a boto3 S3 client."""
+
+    def __init__(self, client: Any, bucket: str, prefix: str = "") -> None:
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    @classmethod
+    def from_uri(cls, uri: str, client: Any) -> "S3ObjectStore":
+        bucket, prefix = split_s3_uri(uri)
+        return cls(client, bucket, prefix)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def root_uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    def read_bytes(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        # A single PUT is atomic in S3: readers see the old object or the new one.
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
+
+    def exists(self, key: str) -> bool:
+        response = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(key), MaxKeys=1)
+        return any(obj["Key"] == self._key(key) for obj in response.get("Contents", []))
+
+    def list_keys(self, prefix: str) -> list[str]:
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        keys = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+            keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list_keys(prefix)
+        for start in range(0, len(keys), 1000):
+            batch = keys[start : start + 1000]
+            self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": self._key(k)} for k in batch], "Quiet": True}
+            )
+        return len(keys)
+
+    def delete_key(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def create_exclusive(self, key: str, data: bytes) -> bool:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfNoneMatch="*")
+            return True
+        except self.client.exceptions.ClientError as exc:
+            if _is_precondition_failure(exc):
+                return False
+            raise
+
+    def read_versioned(self, key: str) -> Versioned | None:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+        except self.client.exceptions.NoSuchKey:
+            return None
+        return Versioned(response["Body"].read(), response["ETag"])
+
+    def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfMatch=version)
+            return True
+        except self.client.exceptions.ClientError as exc:
+            if _is_precondition_failure(exc) or _error_code(exc) in ("NoSuchKey", "404"):
+                return False
+            raise
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def _is_precondition_failure(exc: Exception) -> bool:
+    # 412 PreconditionFailed: the condition is false; 409 ConditionalRequestConflict: a
+    # concurrent conditional write to the same key won the race.
+    return _error_code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` -> (``bucket``, ``some/prefix``)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"expected an s3:// URI, got {uri!r}")
+    bucket, _, prefix = uri[len("s3://") :].partition("/")
+    if not bucket:
+        raise ValueError(f"expected s3://bucket[/prefix], got {uri!r}")
+    return bucket, prefix.strip("/")

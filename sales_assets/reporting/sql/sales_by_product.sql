@@ -1,0 +1,17 @@
+-- Revenue per day, currency and product (completed and pending lines).
+CREATE OR REPLACE VIEW reporting.sales_by_product AS
+SELECT
+    f.sale_date,
+    f.currency,
+    f.product_id,
+    p.sku,
+    p.product_name,
+    p.category,
+    p.brand,
+    COUNT(DISTINCT f.order_id) AS orders,
+    SUM(f.quantity) AS units,
+    SUM(f.net) AS net_revenue
+FROM sales.fact_sales AS f
+JOIN sales.dim_product AS p ON p.product_id = f.product_id
+WHERE f.status IN ('completed', 'pending')
+GROUP BY f.sale_date, f.currency, f.product_id, p.sku, p.product_name, p.category, p.brand
