@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo dev test serve-source clean chromium
+.PHONY: install demo dev test serve-source clean chromium bench
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# BENCH_ORDERS orders a day over BENCH_DAYS days; results in bench/results/ (latest.md).
+BENCH_ORDERS ?= 100000
+BENCH_DAYS ?= 1
+bench: install
+	$(BIN)/sales-pipeline bench --orders $(BENCH_ORDERS) --days $(BENCH_DAYS) --empty-day
 
 serve-source: install
 	$(BIN)/sales-pipeline serve-source

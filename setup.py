@@ -10,7 +10,7 @@ setup(
     version="0.1.0",
     description="End-to-end AWS-style sales data pipeline as Dagster assets, runnable locally.",
     packages=find_packages(exclude=["sales_assets_tests", "sales_assets_tests.*"]),
-    package_data={"sales_assets": ["source/*.yaml", "warehouse/sql/*.sql", "reporting/sql/*.sql", "reporting/templates/*"]},
+    package_data={"sales_assets": ["source/*.yaml", "warehouse/sql/*.sql", "reporting/sql/*.sql", "reporting/templates/*", "bench/sql/*.sql"]},
     include_package_data=True,
     python_requires=">=3.11,<3.13",
     install_requires=[
@@ -26,9 +26,11 @@ setup(
         "duckdb>=1.1",
         "sqlglot>=25",
         "pyarrow>=15",
+        # the benchmark's JSON parse limit (sales-pipeline bench)
+        "orjson>=3.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "moto[s3,glue,sns,cloudwatch,secretsmanager]>=5"],
+        "test": ["pytest>=8", "hypothesis>=6", "moto[s3,glue,sns,cloudwatch,logs,secretsmanager,server]>=5", "statelint>=3.1", "cfn-lint>=1.20"],
     },
     entry_points={"console_scripts": ["sales-pipeline=sales_assets.cli:main"]},
 )

@@ -22,6 +22,24 @@ priced with DECIMAL arithmetic and HALF_UP ``round``. ``units_from_lines`` is th
 ``run(spark, lake_root, dates)`` is the whole job and returns the summary that ``main`` reports
 through Pipes and prints on stdout as one JSON line.
 
+The explicit raw schema and the cataloged one: the job does not read the Glue Data Catalog
+table (``sales_raw.sales_orders``); it reads the day's JSON with its own explicit schemas
+(RECORD_TEXT_SCHEMA, RECORD_NUMBER_SCHEMA and the LINE_* schemas), so Spark never infers
+a schema and a drifting day cannot change the job's column types. Those schemas are a
+deliberately weak reading of the catalog's: every field the contract names is read as text
+(plus exact DECIMAL(38,18) and type probes for numbers), which reads every JSON type the
+catalog may record for it (string, int, bigint, double, decimal, boolean, struct), and fields
+the catalog has but the contract does not use (extra fields of a drifting source) are ignored.
+Because it reads everything, a systematic change would not fail the job but quietly quarantine
+a whole day: a day whose data lacks a required field or carries it with a type the rules reject
+(``customer`` not a struct, ``lines`` not an array of structs, an id that is a number). The
+catalog asset's blocking check ``required_columns_readable``
+(``sales_assets.catalog.contract.REQUIRED_FIELDS``) judges each day's inferred schema against
+exactly those fields before this job runs, so a day that passes it is one the explicit schema
+and the rules can read, and single bad records within it are quarantined here with a reason
+code rather than failing the job. Changing a schema here means changing
+REQUIRED_FIELDS with it.
+
 Known limits of the Spark reading against the Python reference (``sales_assets.source.contract``),
 none produced by any real source: a number literal with more than 17 significant digits whose
 digits beyond the 18th decimal place are not zero (or whose line has a non-object element

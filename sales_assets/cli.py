@@ -119,6 +119,61 @@ def _cmd_powerbi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from sales_assets.bench.harness import render_markdown, run_bench, target_line
+
+    report = run_bench(args.orders, args.days, out=args.out, work_dir=args.work_dir, keep=args.keep,
+                       empty_day=args.empty_day)
+    print(render_markdown(report))
+    print(f"results: {report['files']['json']} and {report['files']['markdown']}")
+    return 0 if all(row["ok"] for row in report["stages"].values()) else 1
+
+
+def _cmd_export_stepfunctions(args: argparse.Namespace) -> int:
+    from sales_assets.definitions import defs
+    from sales_assets.deploy.export import export
+
+    result = export(defs, args.out)
+    print(result.asl_path)
+    print(result.template_path)
+    print("steps: " + " -> ".join(result.steps))
+    if result.skipped:
+        print("not exported (no aws/integration metadata): " + ", ".join(result.skipped))
+    return 0
+
+
+def _cmd_deploy_stepfunctions(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import boto3
+
+    from sales_assets.deploy.deploy import deploy_state_machine
+
+    if args.asl:
+        definition = json.loads(Path(args.asl).read_text())
+    else:
+        from sales_assets.definitions import defs
+        from sales_assets.deploy import asl
+
+        definition = asl.build_state_machine(asl.pipeline_steps(defs))
+    substitutions = {}
+    for item in args.sub or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            print(f"error: --sub wants NAME=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        substitutions[name] = value
+    client = boto3.client("stepfunctions", region_name=args.region)
+    try:
+        arn, created = deploy_state_machine(client, args.name, definition, args.role_arn, substitutions)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'created' if created else 'updated'} {arn}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sales-pipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +229,28 @@ def build_parser() -> argparse.ArgumentParser:
     powerbi.add_argument("--database", default="dev")
     powerbi.add_argument("--out", default="powerbi", help="output folder (default ./powerbi)")
     powerbi.set_defaults(func=_cmd_powerbi)
+
+    bench = commands.add_parser("bench", help="time every stage at scale beside a DuckDB baseline and the JSON parse limit")
+    bench.add_argument("--orders", type=int, required=True, help="orders per day from the demo source")
+    bench.add_argument("--days", type=int, default=1, help="days benchmarked as one range (default 1)")
+    bench.add_argument("--out", default="bench/results", help="results folder (default ./bench/results)")
+    bench.add_argument("--work-dir", help="where lakes and warehouses are written (default: a temp folder, removed)")
+    bench.add_argument("--keep", action="store_true", help="keep the temp work folder")
+    bench.add_argument("--empty-day", action="store_true", help="also time the job on a day with no orders")
+    bench.set_defaults(func=_cmd_bench)
+
+    sfn = commands.add_parser("export-stepfunctions", help="write the Step Functions state machine and CloudFormation template")
+    sfn.add_argument("--out", default="dist/stepfunctions", help="output folder (default ./dist/stepfunctions)")
+    sfn.set_defaults(func=_cmd_export_stepfunctions)
+
+    deploy = commands.add_parser("deploy-stepfunctions", help="create or update the state machine with boto3")
+    deploy.add_argument("--name", default="sales-pipeline")
+    deploy.add_argument("--role-arn", required=True, help="role Step Functions assumes")
+    deploy.add_argument("--asl", help="state_machine.asl.json to deploy (default: export the code location now)")
+    deploy.add_argument("--sub", action="append", metavar="NAME=VALUE",
+                        help="value of a ${NAME} placeholder (repeat for each; see the template's DefinitionSubstitutions)")
+    deploy.add_argument("--region", default="us-east-1")
+    deploy.set_defaults(func=_cmd_deploy_stepfunctions)
     return parser
 
 

@@ -61,6 +61,7 @@ def _crawl(context: dg.AssetExecutionContext, config: CrawlerConfig, lake: LakeR
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="catalog",
     kinds={"glue"},
+    metadata={"aws/integration": "glue_crawler"},  # Step Functions export: run the crawler
     check_specs=[
         dg.AssetCheckSpec(
             REQUIRED_COLUMNS_CHECK,

@@ -35,6 +35,7 @@ RAW_COLUMN_SCHEMA = dg.TableSchema(
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name="raw",
     kinds={"s3", "json"},
+    metadata={"aws/integration": "lambda"},  # Step Functions export: invoke the ingest Lambda
     # Transient source failures (429/5xx past the client's own retries) are
     # rescheduled by Dagster rather than slept through inside the step.
     retry_policy=dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),

@@ -9,7 +9,12 @@
 - ``sales_materialization_metrics``: rows, quarantined lines and step duration of every
   asset a finished run materialized, through the ``metrics`` resource (CloudWatch in aws).
 
-The last two read finished runs from the instance's run-status events with a storage-id
+- ``sales_freshness_alerts``: an alert when an asset with a time-window freshness policy
+  (``warehouse/fact_sales``) goes stale, that is its last materialization is older than the
+  policy's warn window (warning) or fail window (error): the day the schedule should have
+  loaded did not arrive, whatever the reason (schedule off, run stuck, source down).
+
+The check-failure and metrics sensors read finished runs from the instance's run-status events with a storage-id
 cursor, so each run is handled once; a fresh sensor starts from "now" instead of
 replaying the instance's history. They watch every run of the instance, however it was
 launched (schedule, UI, CLI). Nothing here puts a resource's configuration, an
@@ -18,12 +23,14 @@ environment variable or a secret into an alert.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections import defaultdict
 
 import dagster as dg
 from dagster._core.events import DagsterEventType
+from dagster._core.definitions.freshness import TimeWindowFreshnessPolicy
 from dagster._core.event_api import RunStatusChangeRecordsFilter
 
 from sales_assets.operations.schedules import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
@@ -33,6 +40,8 @@ from sales_assets.resources.metrics import MaterializationMetrics, MetricsResour
 RUN_FAILURE_SENSOR_NAME = "sales_run_failure_alerts"
 CHECK_FAILURE_SENSOR_NAME = "sales_check_failure_alerts"
 METRICS_SENSOR_NAME = "sales_materialization_metrics"
+FRESHNESS_SENSOR_NAME = "sales_freshness_alerts"
+FRESHNESS_SENSOR_INTERVAL_SECONDS = 300
 PARTITION_TAG = "dagster/partition"
 FINISHED_RUN_EVENTS = (DagsterEventType.RUN_SUCCESS, DagsterEventType.RUN_FAILURE)
 RUNS_PER_TICK = 50
@@ -292,4 +301,112 @@ def sales_materialization_metrics(context: dg.SensorEvaluationContext, metrics: 
     return dg.SkipReason(f"{len(runs)} finished run(s), {count} materialization metric set(s) put")
 
 
-SENSORS = [sales_run_failure_alerts, sales_check_failure_alerts, sales_materialization_metrics]
+FRESH, WARN, FAIL, UNKNOWN = "fresh", "warn", "fail", "unknown"
+
+
+@dataclasses.dataclass(frozen=True)
+class Freshness:
+    """An asset's freshness at ``now`` under its time-window policy: ``state`` is ``fresh``,
+    ``warn``, ``fail``, or ``unknown`` (never materialized: nothing to be stale yet)."""
+
+    asset: str
+    state: str
+    age_seconds: float | None
+    last_run_id: str | None
+    last_partition: str | None
+    fail_window_seconds: float
+    warn_window_seconds: float | None
+
+
+def time_window_policies(asset_graph) -> dict[dg.AssetKey, TimeWindowFreshnessPolicy]:
+    """asset key -> time-window freshness policy, for every asset of the graph that declares one."""
+    out = {}
+    for key in asset_graph.get_all_asset_keys():
+        policy = asset_graph.get(key).freshness_policy
+        if isinstance(policy, TimeWindowFreshnessPolicy):
+            out[key] = policy
+    return out
+
+
+def asset_freshness(
+    instance: dg.DagsterInstance, key: dg.AssetKey, policy: TimeWindowFreshnessPolicy, now: dt.datetime
+) -> Freshness:
+    """The same rule the UI shows for a time-window policy: the age of the last
+    materialization (of any partition) against the fail and warn windows."""
+    fail = policy.fail_window.to_timedelta().total_seconds()
+    warn = policy.warn_window.to_timedelta().total_seconds() if policy.warn_window else None
+    event = instance.get_latest_materialization_event(key)
+    if event is None:
+        return Freshness(key.to_user_string(), UNKNOWN, None, None, None, fail, warn)
+    age = now.timestamp() - event.timestamp
+    state = FAIL if age > fail else WARN if warn is not None and age > warn else FRESH
+    partition = event.dagster_event.partition if event.dagster_event else None
+    return Freshness(key.to_user_string(), state, age, event.run_id or None, partition, fail, warn)
+
+
+def freshness_alert(freshness: Freshness) -> Alert:
+    """The alert for a stale asset: how old its last update is, the window it broke, and a
+    link to the run that last updated it."""
+    hours = freshness.age_seconds / 3600
+    window = freshness.fail_window_seconds if freshness.state == FAIL else freshness.warn_window_seconds
+    failure = (
+        f"last materialized {hours:.1f} h ago (partition {freshness.last_partition or '-'}); "
+        f"the freshness policy's {'fail' if freshness.state == FAIL else 'warn'} window is {window / 3600:g} h. "
+        "The latest day was not loaded: look for a stopped schedule, a failed or stuck run, or a source outage."
+    )
+    return Alert(
+        kind="freshness",
+        severity="error" if freshness.state == FAIL else "warning",
+        title=f"Stale: {freshness.asset} not updated for {hours:.1f} h",
+        assets=(freshness.asset,),
+        partition=freshness.last_partition,
+        failure=failure,
+        run_id=freshness.last_run_id or "",
+        details={
+            "state": freshness.state,
+            "age_seconds": round(freshness.age_seconds),
+            "fail_window_seconds": freshness.fail_window_seconds,
+            "warn_window_seconds": freshness.warn_window_seconds,
+        },
+    )
+
+
+def freshness_transitions(
+    instance: dg.DagsterInstance,
+    policies: dict[dg.AssetKey, TimeWindowFreshnessPolicy],
+    previous: dict[str, str],
+    now: dt.datetime,
+) -> tuple[list[Alert], dict[str, str]]:
+    """(alerts to send, states to remember). An alert goes out when an asset enters ``warn``
+    or ``fail`` (not on every tick while it stays there); recovering and failing again
+    alerts again."""
+    alerts, states = [], {}
+    for key, policy in sorted(policies.items(), key=lambda item: item[0].to_user_string()):
+        freshness = asset_freshness(instance, key, policy, now)
+        states[freshness.asset] = freshness.state
+        if freshness.state in (WARN, FAIL) and previous.get(freshness.asset) != freshness.state:
+            alerts.append(freshness_alert(freshness))
+    return alerts, states
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dg.sensor(
+    name=FRESHNESS_SENSOR_NAME,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=FRESHNESS_SENSOR_INTERVAL_SECONDS,
+    description="Alerts (alerts resource) when an asset's freshness policy goes to warn or fail (a day did not arrive).",
+)
+def sales_freshness_alerts(context: dg.SensorEvaluationContext, alerts: AlertsResource):
+    policies = time_window_policies(context.repository_def.asset_graph)
+    previous = json.loads(context.cursor) if context.cursor else {}
+    to_send, states = freshness_transitions(context.instance, policies, previous, _utcnow())
+    for alert in to_send:
+        alerts.send(alert)
+    context.update_cursor(json.dumps(states, sort_keys=True))
+    return dg.SkipReason(f"freshness {states}; {len(to_send)} alert(s) sent")
+
+
+SENSORS = [sales_run_failure_alerts, sales_check_failure_alerts, sales_materialization_metrics, sales_freshness_alerts]

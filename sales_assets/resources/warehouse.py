@@ -243,6 +243,98 @@ class DuckDBSession(WarehouseSession):
 # --------------------------------------------------------------------------------------------
 
 
+def _s3_object(uri: str) -> dict[str, str]:
+    bucket, key = uri[len("s3://"):].split("/", 1)
+    return {"Bucket": bucket, "Key": key}
+
+
+def parquet_objects(s3_client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:
+    """(key, size) of the objects under `prefix`; ValueError when one of them is not parquet."""
+    objects: list[tuple[str, int]] = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        objects.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
+    stray = [key for key, _ in objects if not key.endswith(".parquet")]
+    if stray:
+        # A part-* object that is not parquet is a writer's leftover; loading it would fail.
+        raise ValueError(f"s3://{bucket}/{prefix}*: objects that are not parquet: {stray[:5]}")
+    return objects
+
+
+def write_copy_manifest(
+    s3_client: Any, stage_table: str, locations: Sequence[str], manifest_name: Optional[str] = None
+) -> tuple[Optional[str], int]:
+    """List the committed `part-*.parquet` files of the day folders `locations` and write the
+    COPY manifest naming exactly them (`mandatory: true`, with the `content_length` Redshift
+    requires for parquet) to `<lake>/_warehouse/copy_manifests/<stage_table>/<manifest_name>`
+    (default: a fresh uuid). Returns (its s3 URI, the number of files); (None, 0) and nothing
+    written when the folders hold no file (an empty manifest is an error on Redshift)."""
+    WarehouseSession._check_stage_table(stage_table)
+    entries: list[dict[str, Any]] = []
+    manifest_bucket = manifest_root = None
+    for location in locations:
+        match = S3_LOCATION_PATTERN.match(location)
+        if not match or CURATED_MARKER not in "/" + match["key"]:
+            raise ValueError(f"Redshift COPY needs an s3://bucket/prefix/curated/... day folder; got {location!r}")
+        objects = parquet_objects(s3_client, match["bucket"], match["key"] + PARQUET_KEY_PREFIX)
+        entries.extend(
+            {"url": f"s3://{match['bucket']}/{key}", "mandatory": True, "meta": {"content_length": size}}
+            for key, size in objects
+        )
+        manifest_bucket = match["bucket"]
+        manifest_root = ("/" + match["key"]).split(CURATED_MARKER, 1)[0].strip("/")
+    if not entries:
+        return None, 0
+    name = manifest_name or f"{uuid.uuid4().hex}.manifest"
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+\.manifest", name):
+        raise ValueError(f"refusing manifest name {name!r}")
+    manifest_key = "/".join(part for part in (manifest_root, COPY_MANIFEST_FOLDER, stage_table, name) if part)
+    s3_client.put_object(Bucket=manifest_bucket, Key=manifest_key, Body=json.dumps({"entries": entries}, indent=1).encode())
+    return f"s3://{manifest_bucket}/{manifest_key}", len(entries)
+
+
+def copy_statement(stage_table: str, source: str, iam_role_arn: str) -> str:
+    """The COPY of one manifest into one staging table.
+
+    A place where values enter SQL text: Redshift rejects bind parameters in COPY, so
+    the manifest URI and role ARN are set as string literals on the parsed template (sqlglot
+    quotes them). Both are validated first: the manifest against S3_LOCATION_PATTERN and
+    the `.manifest` suffix (the session builds it from a validated lake folder and a uuid),
+    the role against IAM_ROLE_ARN_PATTERN; the table name comes from the STAGE_TABLES
+    allow-list.
+    """
+    WarehouseSession._check_stage_table(stage_table)
+    if not IAM_ROLE_ARN_PATTERN.match(iam_role_arn or ""):
+        raise ValueError("iam_role_arn is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+    if (
+        not S3_LOCATION_PATTERN.match(source.rsplit("/", 1)[0] + "/")
+        or "'" in source
+        or not source.endswith(".manifest")
+    ):
+        raise ValueError(f"refusing COPY source {source!r}")
+
+    # The template's own sentinel literals (see sql/copy_stage_parquet.sql) are swapped for
+    # sqlglot-quoted literals; comment lines are dropped so sentinels match exactly once.
+    template = "\n".join(
+        line for line in transpile.redshift_sql("copy_stage_parquet").splitlines()
+        if not line.lstrip().startswith("--")
+    ).strip()
+    replacements = {
+        COPY_TEMPLATE_TABLE: f"COPY {stage_table}",
+        COPY_TEMPLATE_SOURCE: exp.Literal.string(source).sql(dialect=transpile.READ_DIALECT),
+        COPY_TEMPLATE_ROLE: exp.Literal.string(iam_role_arn).sql(dialect=transpile.READ_DIALECT),
+    }
+    for sentinel, value in replacements.items():
+        if template.count(sentinel) != 1:
+            raise transpile.TranspileError(f"sql/copy_stage_parquet.sql: sentinel {sentinel!r} must occur once")
+        template = template.replace(sentinel, value)
+    # Prove the result is the intended COPY and nothing else.
+    tree = transpile.parse_redshift(template, source="sql/copy_stage_parquet.sql")
+    files = [f.name for f in tree.args.get("files") or []]
+    if not isinstance(tree, exp.Copy) or tree.this.name != stage_table or files != [source]:
+        raise transpile.TranspileError(f"COPY template produced an unexpected statement: {template}")
+    return template
+
+
 class RedshiftSession(WarehouseSession):
     """A redshift_connector connection in autocommit mode with explicit BEGIN/COMMIT."""
 
@@ -292,81 +384,16 @@ class RedshiftSession(WarehouseSession):
         error on Redshift). The manifest is deleted after a successful COPY and kept on failure
         for diagnosis (its URI is in the error).
         """
-        self._check_stage_table(stage_table)
-        entries: list[dict[str, Any]] = []
-        manifest_bucket = manifest_root = None
-        for location in locations:
-            match = S3_LOCATION_PATTERN.match(location)
-            if not match or CURATED_MARKER not in "/" + match["key"]:
-                raise ValueError(f"Redshift COPY needs an s3://bucket/prefix/curated/... day folder; got {location!r}")
-            objects = self._parquet_objects(match["bucket"], match["key"] + PARQUET_KEY_PREFIX)
-            entries.extend(
-                {"url": f"s3://{match['bucket']}/{key}", "mandatory": True, "meta": {"content_length": size}}
-                for key, size in objects
-            )
-            manifest_bucket = match["bucket"]
-            manifest_root = ("/" + match["key"]).split(CURATED_MARKER, 1)[0].strip("/")
-        if not entries:
+        manifest, count = write_copy_manifest(self.s3_client, stage_table, locations)
+        if manifest is None:
             return 0
-        manifest_key = "/".join(
-            part for part in (manifest_root, COPY_MANIFEST_FOLDER, stage_table, f"{uuid.uuid4().hex}.manifest") if part
-        )
-        self.s3_client.put_object(
-            Bucket=manifest_bucket, Key=manifest_key, Body=json.dumps({"entries": entries}, indent=1).encode()
-        )
-        self._copy(stage_table, f"s3://{manifest_bucket}/{manifest_key}")
-        self.s3_client.delete_object(Bucket=manifest_bucket, Key=manifest_key)
-        return len(entries)
-
-    def _parquet_objects(self, bucket: str, prefix: str) -> list[tuple[str, int]]:
-        objects: list[tuple[str, int]] = []
-        for page in self.s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            objects.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
-        stray = [key for key, _ in objects if not key.endswith(".parquet")]
-        if stray:
-            # A part-* object that is not parquet is a writer's leftover; loading it would fail.
-            raise ValueError(f"s3://{bucket}/{prefix}*: objects that are not parquet: {stray[:5]}")
-        return objects
+        self._copy(stage_table, manifest)
+        self.s3_client.delete_object(**_s3_object(manifest))
+        return count
 
     def copy_statement(self, stage_table: str, source: str) -> str:
-        """The COPY of one manifest into one staging table.
-
-        A place where values enter SQL text: Redshift rejects bind parameters in COPY, so
-        the manifest URI and role ARN are set as string literals on the parsed template (sqlglot
-        quotes them). Both are validated first: the manifest against S3_LOCATION_PATTERN and
-        the `.manifest` suffix (the session builds it from a validated lake folder and a uuid),
-        the role against IAM_ROLE_ARN_PATTERN; the table name comes from the STAGE_TABLES
-        allow-list.
-        """
-        self._check_stage_table(stage_table)
-        if (
-            not S3_LOCATION_PATTERN.match(source.rsplit("/", 1)[0] + "/")
-            or "'" in source
-            or not source.endswith(".manifest")
-        ):
-            raise ValueError(f"refusing COPY source {source!r}")
-
-        # The template's own sentinel literals (see sql/copy_stage_parquet.sql) are swapped for
-        # sqlglot-quoted literals; comment lines are dropped so sentinels match exactly once.
-        template = "\n".join(
-            line for line in transpile.redshift_sql("copy_stage_parquet").splitlines()
-            if not line.lstrip().startswith("--")
-        ).strip()
-        replacements = {
-            COPY_TEMPLATE_TABLE: f"COPY {stage_table}",
-            COPY_TEMPLATE_SOURCE: exp.Literal.string(source).sql(dialect=transpile.READ_DIALECT),
-            COPY_TEMPLATE_ROLE: exp.Literal.string(self.iam_role_arn).sql(dialect=transpile.READ_DIALECT),
-        }
-        for sentinel, value in replacements.items():
-            if template.count(sentinel) != 1:
-                raise transpile.TranspileError(f"sql/copy_stage_parquet.sql: sentinel {sentinel!r} must occur once")
-            template = template.replace(sentinel, value)
-        # Prove the result is the intended COPY and nothing else.
-        tree = transpile.parse_redshift(template, source="sql/copy_stage_parquet.sql")
-        files = [f.name for f in tree.args.get("files") or []]
-        if not isinstance(tree, exp.Copy) or tree.this.name != stage_table or files != [source]:
-            raise transpile.TranspileError(f"COPY template produced an unexpected statement: {template}")
-        return template
+        """The COPY of one manifest into one staging table (see `copy_statement`)."""
+        return copy_statement(stage_table, source, self.iam_role_arn)
 
     def _copy(self, stage_table: str, source: str) -> None:
         sql = self.copy_statement(stage_table, source)

@@ -131,6 +131,7 @@ def previous_order_counts(lake: LakeResource, day: dt.date, lookback_days: int) 
             description=_DESCRIPTIONS[name],
             group_name="curated",
             kinds={"spark", "parquet"},
+            metadata={"aws/integration": "glue_job"},  # Step Functions export: one Glue job run
         )
         for name, key in CURATED_KEYS.items()
     ],

@@ -13,8 +13,8 @@ from sales_assets.resources.warehouse import DuckDBWarehouseResource
 from sales_assets.warehouse import loader, transpile
 
 # Statements that only Redshift runs: COPY (DuckDB stages with read_parquet) and the lookup
-# of Redshift's load-error system view.
-REDSHIFT_ONLY = {"copy_stage_parquet", "load_error_detail"}
+# of Redshift's load-error system view (by session, and by query id for the Data API).
+REDSHIFT_ONLY = {"copy_stage_parquet", "load_error_detail", "load_error_detail_for_query"}
 SAMPLE_PARAMS = {
     "sale_date": dt.date(2026, 11, 20),
     "first_day": dt.date(2026, 1, 1),

@@ -1,0 +1,223 @@
+"""The CloudFormation template that deploys the exported pipeline (pure: a dict, no AWS calls).
+
+What a caller may rely on: ``build_template(definition)`` embeds the ASL with
+``DefinitionSubstitutions`` for every ``${name}`` it uses; the stack holds the lake bucket
+(public access blocked, SSE, lifecycle rule), the ingest Lambda (zip from
+``sales-pipeline package-lambda`` uploaded to the artifacts prefix), the Glue job (script in S3),
+the crawler + JSON Lines classifier (from ``catalog.crawler_config``), the Glue database, one
+least-privilege role per component, the EventBridge daily rule, the SNS topic and CloudWatch
+alarms on ``ExecutionsFailed`` and the pipeline's metrics. Deterministic for the same input.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from sales_assets.catalog import crawler_config
+from sales_assets.deploy import asl
+from sales_assets.ingest import lambda_handler, packaging
+from sales_assets.operations.sensors import stage_of
+from sales_assets.resources import metrics
+from sales_assets.settings import DEFAULT_METRICS_NAMESPACE
+
+GLUE_SCRIPT_KEY = "artifacts/glue/curate_sales_orders.py"
+LAMBDA_ZIP_KEY = f"artifacts/lambda/{packaging.ZIP_NAME}"
+RAW_PREFIX = "raw/"
+CURATED_PREFIX = "curated/"
+PIPELINE_NAMESPACE = DEFAULT_METRICS_NAMESPACE
+
+
+def _sub(text: str) -> dict:
+    return {"Fn::Sub": text}
+
+
+def _arn(resource: str) -> dict:
+    return {"Fn::GetAtt": [resource, "Arn"]}
+
+
+def _role(service: str, statements: list[dict], managed: list[str] | None = None) -> dict:
+    props = {
+        "AssumeRolePolicyDocument": {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+        },
+        "Policies": [{"PolicyName": "least-privilege", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}],
+    }
+    if managed:
+        props["ManagedPolicyArns"] = managed
+    return {"Type": "AWS::IAM::Role", "Properties": props}
+
+
+def _objects(prefix: str) -> dict:
+    return _sub("arn:${AWS::Partition}:s3:::${LakeBucket}/" + prefix + "*")
+
+
+def build_template(definition: Mapping) -> dict:
+    """The template's dict (render it with ``render``)."""
+    used = asl.placeholders(definition)
+    logs = ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]
+    bucket_arn = _sub("arn:${AWS::Partition}:s3:::${LakeBucket}")
+    crawler = crawler_config.cloudformation_resources(
+        name=_sub("${AWS::StackName}-raw-sales-orders"), role_arn=_arn("CrawlerRole"),
+        database="sales_raw", classifier_name=crawler_config.CLASSIFIER_NAME,
+    )
+    crawler["SalesRawCrawler"]["DependsOn"] = ["SalesRawJsonClassifier", "RawDatabase"]
+    substitutions = {
+        "IngestFunctionArn": _arn("IngestFunction"),
+        "CrawlerName": {"Ref": "SalesRawCrawler"},
+        "GlueJobName": {"Ref": "CurateJob"},
+        "RedshiftWorkgroup": {"Ref": "RedshiftWorkgroup"},
+        "RedshiftDatabase": {"Ref": "RedshiftDatabase"},
+        "RedshiftCopyRoleArn": _arn("RedshiftCopyRole"),
+        "AlertTopicArn": {"Ref": "AlertTopic"},
+        "LakeRoot": _sub("s3://${LakeBucket}"),
+        "LakeBucket": {"Ref": "LakeBucket"},
+    }
+    missing = used - substitutions.keys()
+    if missing:
+        raise asl.GraphError(f"the state machine uses ${{...}} names the template does not define: {sorted(missing)}")
+    resources: dict = {
+        "LakeBucket": {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "PublicAccessBlockConfiguration": {
+                    "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+                },
+                "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]},
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "LifecycleConfiguration": {"Rules": [
+                    {"Id": "raw-to-infrequent-access", "Status": "Enabled", "Prefix": RAW_PREFIX,
+                     "Transitions": [{"StorageClass": "STANDARD_IA", "TransitionInDays": 30}]},
+                    {"Id": "expire-old-versions", "Status": "Enabled",
+                     "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}},
+                ]},
+            },
+        },
+        "AlertTopic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": "alias/aws/sns"}},
+        "RawDatabase": {"Type": "AWS::Glue::Database", "Properties": {
+            "CatalogId": {"Ref": "AWS::AccountId"}, "DatabaseInput": {"Name": "sales_raw"}}},
+        "IngestRole": _role("lambda.amazonaws.com", [
+            {"Effect": "Allow", "Action": logs, "Resource": _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*")},
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(RAW_PREFIX)},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+             "Condition": {"StringLike": {"s3:prefix": [RAW_PREFIX + "*"]}}},
+            {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "SourceTokenSecretArn"}},
+        ]),
+        "IngestFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "python3.11", "Handler": lambda_handler.HANDLER, "Timeout": 900, "MemorySize": 512,
+            "Role": _arn("IngestRole"),
+            "Code": {"S3Bucket": {"Ref": "ArtifactBucket"}, "S3Key": LAMBDA_ZIP_KEY},
+            "Environment": {"Variables": {
+                "SALES_SOURCE_URL": {"Ref": "SourceUrl"}, "SALES_LAKE_ROOT": _sub("s3://${LakeBucket}"),
+                lambda_handler.TOKEN_SECRET_ENV_VAR: {"Ref": "SourceTokenSecretArn"}, "SALES_PIPELINE_ENV": "aws",
+            }},
+        }},
+        "CrawlerRole": _role("glue.amazonaws.com", [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(RAW_PREFIX)},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+        ], [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole")]),
+        **crawler,
+        "GlueJobRole": _role("glue.amazonaws.com", [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_objects(RAW_PREFIX), _objects("artifacts/glue/")]},
+            {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(CURATED_PREFIX)},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+        ], [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole")]),
+        "CurateJob": {"Type": "AWS::Glue::Job", "Properties": {
+            "Role": _arn("GlueJobRole"), "GlueVersion": "4.0", "WorkerType": "G.1X", "NumberOfWorkers": 2,
+            "Command": {"Name": "glueetl", "PythonVersion": "3",
+                        "ScriptLocation": _sub("s3://${ArtifactBucket}/" + GLUE_SCRIPT_KEY)},
+            "ExecutionProperty": {"MaxConcurrentRuns": asl.BACKFILL_MAX_CONCURRENCY},
+            "DefaultArguments": {"--lake_root": _sub("s3://${LakeBucket}")},
+            "Timeout": 60,
+        }},
+        "RedshiftCopyRole": _role("redshift.amazonaws.com", [
+            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(CURATED_PREFIX)},
+            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+        ]),
+        "StateMachineRole": _role("states.amazonaws.com", [
+            {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": _arn("IngestFunction")},
+            {"Effect": "Allow", "Action": ["glue:StartCrawler", "glue:GetCrawler"],
+             "Resource": _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:crawler/${SalesRawCrawler}")},
+            {"Effect": "Allow", "Action": ["glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"],
+             "Resource": _sub("arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:job/${CurateJob}")},
+            {"Effect": "Allow", "Action": ["redshift-data:BatchExecuteStatement"],
+             "Resource": _sub("arn:${AWS::Partition}:redshift-serverless:${AWS::Region}:${AWS::AccountId}:workgroup/*")},
+            {"Effect": "Allow", "Action": ["redshift-serverless:GetCredentials"],
+             "Resource": _sub("arn:${AWS::Partition}:redshift-serverless:${AWS::Region}:${AWS::AccountId}:workgroup/*")},
+            # DescribeStatement is authorised on the caller's own statements only; it has no resource type.
+            {"Effect": "Allow", "Action": ["redshift-data:DescribeStatement"], "Resource": "*"},
+            {"Effect": "Allow", "Action": "sns:Publish", "Resource": {"Ref": "AlertTopic"}},
+        ]),
+        "StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
+            "StateMachineName": _sub("${AWS::StackName}-sales-pipeline"),
+            "RoleArn": _arn("StateMachineRole"),
+            "Definition": definition,
+            "DefinitionSubstitutions": {k: v for k, v in sorted(substitutions.items()) if k in used},
+        }},
+        "ScheduleRole": _role("events.amazonaws.com", [
+            {"Effect": "Allow", "Action": "states:StartExecution", "Resource": {"Ref": "StateMachine"}},
+        ]),
+        # No input: the state machine computes yesterday (UTC) from its own start time.
+        "DailySchedule": {"Type": "AWS::Events::Rule", "Properties": {
+            "ScheduleExpression": {"Fn::Sub": "cron(0 ${ScheduleHourUtc} * * ? *)"}, "State": "ENABLED",
+            "Targets": [{"Id": "sales-pipeline", "Arn": {"Ref": "StateMachine"}, "RoleArn": _arn("ScheduleRole")}],
+        }},
+        "ExecutionsFailedAlarm": _alarm("AWS/States", "ExecutionsFailed",
+                                        [{"Name": "StateMachineArn", "Value": {"Ref": "StateMachine"}}], 1,
+                                        "GreaterThanOrEqualToThreshold"),
+        "QuarantinedLinesAlarm": _alarm(PIPELINE_NAMESPACE, metrics.METRIC_QUARANTINED,
+                                        _metric_dimensions("curated/quarantine"),
+                                        {"Ref": "QuarantinedLinesThreshold"}, "GreaterThanThreshold"),
+        "NoRowsAlarm": {**_alarm(PIPELINE_NAMESPACE, metrics.METRIC_ROWS,
+                                 _metric_dimensions("warehouse/fact_sales"), 1,
+                                 "LessThanThreshold")},
+    }
+    resources["NoRowsAlarm"]["Properties"]["TreatMissingData"] = "breaching"
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Sales pipeline exported from the Dagster code location (sales-pipeline export-stepfunctions).",
+        "Parameters": {
+            "ArtifactBucket": {"Type": "String", "Description": f"Bucket holding {LAMBDA_ZIP_KEY} and {GLUE_SCRIPT_KEY}."},
+            "SourceUrl": {"Type": "String", "Description": "Base URL of the Sales Source API."},
+            "SourceTokenSecretArn": {"Type": "String", "Description": "Secrets Manager secret with the source token."},
+            "RedshiftWorkgroup": {"Type": "String", "Description": "Redshift Serverless workgroup."},
+            "RedshiftDatabase": {"Type": "String", "Default": "dev"},
+            "ScheduleHourUtc": {"Type": "Number", "Default": 2, "MinValue": 0, "MaxValue": 23},
+            "QuarantinedLinesThreshold": {"Type": "Number", "Default": 100},
+        },
+        "Resources": resources,
+        "Outputs": {
+            "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
+            "LakeBucketName": {"Value": {"Ref": "LakeBucket"}},
+            "AlertTopicArn": {"Value": {"Ref": "AlertTopic"}},
+        },
+    }
+
+
+def _metric_dimensions(asset: str) -> list[dict]:
+    # The alarm must name the exact dimension set MetricsResource puts (Asset and Stage).
+    return [{"Name": metrics.DIMENSION_ASSET, "Value": asset}, {"Name": metrics.DIMENSION_STAGE, "Value": stage_of(asset)}]
+
+
+def _alarm(namespace: str, metric: str, dimensions: list, threshold, comparison: str) -> dict:
+    return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
+        "Namespace": namespace, "MetricName": metric, "Dimensions": dimensions,
+        "Statistic": "Sum", "Period": 86400, "EvaluationPeriods": 1, "Threshold": threshold,
+        "ComparisonOperator": comparison, "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": "AlertTopic"}],
+    }}
+
+
+def render(template: Mapping) -> str:
+    """YAML text, keys in insertion order, stable across runs."""
+    import yaml
+
+    class _NoAliases(yaml.SafeDumper):
+        # CloudFormation rejects YAML anchors/aliases; shared dicts are written out in full.
+        def ignore_aliases(self, data):
+            return True
+
+    return yaml.dump(dict(template), Dumper=_NoAliases, sort_keys=False, width=120, default_flow_style=False)
