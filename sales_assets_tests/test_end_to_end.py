@@ -106,3 +106,16 @@ def test_dagster_accepts_the_code_location():
         timeout=300,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_an_empty_day_runs_end_to_end_and_replaces_the_day_with_zero_rows(tmp_path):
+    settings = _settings(tmp_path, SALES_DEMO_ORDERS_PER_DAY="0")
+    job = build_definitions(settings).resolve_job_def(DAILY_JOB_NAME)
+    result = job.execute_in_process(partition_key=DAY.isoformat(), instance=dg.DagsterInstance.ephemeral())
+    assert result.success
+    evaluations = result.get_asset_check_evaluations()
+    blocking = {"raw_manifest_matches_pages", "required_columns_readable", "reconciles_with_raw", "matches_curated"}
+    assert blocking <= {e.check_name for e in evaluations}
+    assert all(e.passed for e in evaluations if e.check_name in blocking)
+    figures, _ = _warehouse_state(settings.warehouse_path)
+    assert figures[DAY] == (0, Decimal("0.00"))
