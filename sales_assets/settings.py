@@ -35,24 +35,22 @@ def _parse_date(name: str, value: str) -> dt.date:
         raise SettingsError(f"{name} must be a date in YYYY-MM-DD form, got {value!r}") from exc
 
 
-def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
+def _parse_bounded(name: str, value: str, convert, kind: str, minimum, maximum):
     try:
-        number = int(value)
+        number = convert(value)
     except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {value!r}") from exc
+        raise SettingsError(f"{name} must be {kind}, got {value!r}") from exc
     if not minimum <= number <= maximum:
         raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
     return number
+
+
+def _parse_int(name: str, value: str, *, minimum: int, maximum: int) -> int:
+    return _parse_bounded(name, value, int, "an integer", minimum, maximum)
 
 
 def _parse_float(name: str, value: str, *, minimum: float, maximum: float) -> float:
-    try:
-        number = float(value)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {value!r}") from exc
-    if not minimum <= number <= maximum:
-        raise SettingsError(f"{name} must be between {minimum} and {maximum}, got {number}")
-    return number
+    return _parse_bounded(name, value, float, "a number", minimum, maximum)
 
 
 def _local_path(value: str) -> str:
