@@ -97,16 +97,14 @@ def run_demo(
     summaries = []
     for day in days:
         manifest = read_manifest(lake, day) or {"record_count": 0, "line_count": 0}
-        curated = lake.read_parquet(curated_prefix("order_lines", day))
-        quarantine = lake.read_parquet(curated_prefix("quarantine", day))
         lines, net = figures.get(day, (0, Decimal("0.00")))
         summaries.append(
             DaySummary(
                 day=day,
                 raw_orders=manifest["record_count"],
                 raw_lines=manifest["line_count"],
-                curated_lines=curated.num_rows if curated is not None else 0,
-                quarantined_lines=quarantine.num_rows if quarantine is not None else 0,
+                curated_lines=lake.parquet_row_count(curated_prefix("order_lines", day)),
+                quarantined_lines=lake.parquet_row_count(curated_prefix("quarantine", day)),
                 warehouse_lines=lines,
                 net_revenue=net,
             )

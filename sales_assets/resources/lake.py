@@ -84,6 +84,14 @@ class LakeResource(dg.ConfigurableResource, ABC):
             return None
         return pa.concat_tables(tables, promote_options="default")
 
+    def parquet_row_count(self, prefix: str) -> int:
+        """Rows of all parquet files under ``prefix`` (0 when there are none), from their footers only."""
+        return sum(
+            pq.ParquetFile(io.BytesIO(self.read_bytes(key))).metadata.num_rows
+            for key in self.list_keys(prefix)
+            if key.endswith(".parquet")
+        )
+
 
 class LocalLakeResource(LakeResource):
     """A folder laid out exactly like the S3 bucket."""

@@ -173,13 +173,12 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
     figures_by_day = metadata_value(order_lines, "figures_by_day") or {}
     problems: list[str] = []
     compared = {}
+    manifests = {day: read_manifest(lake, day) for day in days}
     for day in days:
         key = day.isoformat()
-        curated = lake.read_parquet(curated_prefix("order_lines", day))
-        quarantine = lake.read_parquet(curated_prefix("quarantine", day))
-        curated_rows = curated.num_rows if curated is not None else 0
-        quarantine_rows = quarantine.num_rows if quarantine is not None else 0
-        manifest = read_manifest(lake, day)
+        curated_rows = lake.parquet_row_count(curated_prefix("order_lines", day))
+        quarantine_rows = lake.parquet_row_count(curated_prefix("quarantine", day))
+        manifest = manifests[day]
         problems += reconcile(key, manifest, figures_by_day.get(key), curated_rows, quarantine_rows)
         compared[key] = {
             "manifest_lines": manifest["line_count"] if manifest else None,
@@ -212,7 +211,7 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
 
     volume_problems, volumes = [], {}
     for day in days:
-        manifest = read_manifest(lake, day)
+        manifest = manifests[day]
         orders = int(manifest["record_count"]) if manifest else 0
         history = previous_order_counts(lake, day, settings.volume_lookback_days)
         problem, volumes[day.isoformat()] = volume_deviation(orders, history, settings.volume_deviation_max)

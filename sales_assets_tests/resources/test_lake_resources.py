@@ -55,6 +55,8 @@ def test_read_parquet_concatenates_files_under_a_prefix(lake):
     table = lake.read_parquet("curated/t/order_date=2026-11-20/")
     assert sorted(table.column("x").to_pylist()) == [1, 1, 2, 2]
     assert lake.read_parquet("curated/t/order_date=2026-11-21/") is None
+    assert lake.parquet_row_count("curated/t/order_date=2026-11-20/") == 4
+    assert lake.parquet_row_count("curated/t/order_date=2026-11-21/") == 0
 
 
 def test_uris_address_the_same_keys():
