@@ -30,7 +30,7 @@ setup(
         "orjson>=3.9",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6", "moto[s3,glue,sns,cloudwatch,logs,secretsmanager,server]>=5", "statelint>=3.1", "cfn-lint>=1.20"],
+        "test": ["pytest>=8", "hypothesis>=6", "moto[s3,glue,sns,cloudwatch,logs,secretsmanager,server]>=5", "statelint>=3.1", "cfn-lint>=1.20", "parliament>=1.6.4"],
     },
     entry_points={"console_scripts": ["sales-pipeline=sales_assets.cli:main"]},
 )

@@ -7,6 +7,11 @@ writes four curated tables per day (order_date column inside each file):
     curated/order_lines/order_date=D/   curated/quarantine/order_date=D/
     curated/dim_customer/order_date=D/  curated/dim_product/order_date=D/
 
+Each table-day is committed by ``_manifest.json`` in its folder, written last (``commit_day``):
+a Redshift COPY manifest listing exactly the day's parquet files, which carry this run's id in
+their names. Readers read the listed files only, so a crashed run is invisible and the next run
+removes its leftovers.
+
 Runs unchanged as an AWS Glue 5 job (PySpark 3.5, ``awsglue`` present), as a Dagster Pipes
 subprocess, or by hand::
 
@@ -65,7 +70,7 @@ import re
 import shutil
 import sys
 import uuid
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Sequence
 from urllib.parse import unquote, urlparse
@@ -177,25 +182,39 @@ def _ddl(fields: Iterable[tuple[str, str]]) -> str:
 RECORD_TEXT_SCHEMA = "array<struct<{}>>".format(_ddl(
     [(name, "string") for name in ORDER_TEXT_FIELDS]
     + [("customer", "struct<{}>".format(_ddl((name, "string") for name in CUSTOMER_TEXT_FIELDS))),
-       ("lines", "array<string>")]
+       ("lines", "array<struct<{}>>".format(_ddl((name, "string") for name in LINE_TEXT_FIELDS)))]
 ))
-# Pass 2 (the whole line): the exact numbers of the lines, and number probes of the id fields
-# (a JSON number converts to DOUBLE, a JSON string never does). An element that is not an
-# object nulls the whole array; the lines are then read from their texts (_line_parts).
-_LINE_NUMBERS = [(name, EXACT_DECIMAL) for name in NUMERIC_LINE_FIELDS] + [("product_id", "double")]
+# The lines' texts are typed structs above: one parse, and no JSON text rebuilt per element.
+# An element that is not an object (or a lines that is not an array) nulls ``lines`` there;
+# only such a record pays for this second reading, of each element's JSON text
+# (the per-record fallback, _line_element).
+RECORD_LINES_TEXT_SCHEMA = "struct<lines: array<string>>"
+# Pass 2 (the whole line): the exact numbers of the lines. An element that is not an object
+# nulls the whole array; the lines are then read from their texts (_line_element).
+_LINE_NUMBERS = [(name, EXACT_DECIMAL) for name in NUMERIC_LINE_FIELDS]
 RECORD_NUMBER_SCHEMA = "struct<{}>".format(_ddl([
-    ("order_id", "double"),
-    ("customer", "struct<customer_id: double>"),
     ("lines", "array<struct<{}>>".format(_ddl(_LINE_NUMBERS))),
 ]))
 # Per line element (its JSON text from pass 1): text of every field; number probes (DOUBLE:
-# non-null only for JSON numbers) and a boolean probe of product_id; exact numbers as a
-# fallback when pass 2 could not give them.
+# non-null only for JSON numbers); exact numbers as a fallback when pass 2 could not give them.
 LINE_TEXT_SCHEMA = "struct<{}>".format(_ddl((name, "string") for name in LINE_TEXT_FIELDS))
-LINE_PROBE_SCHEMA = "struct<{}>".format(_ddl(
-    [(name, "double") for name in NUMERIC_LINE_FIELDS] + [("product_id", "boolean")]
-))
+LINE_PROBE_SCHEMA = "struct<{}>".format(_ddl((name, "double") for name in NUMERIC_LINE_FIELDS))
 LINE_NUMBER_SCHEMA = "struct<{}>".format(_ddl(_LINE_NUMBERS))
+# Pass 3 (the whole line): the number probes of every element, as LINE_PROBE_SCHEMA.
+RECORD_PROBE_SCHEMA = "struct<lines: array<{}>>".format(LINE_PROBE_SCHEMA)
+# Type probes of the text fields (order_id, customer_id, product_id). Jackson converts a JSON
+# value of the wrong type by throwing (and Spark then builds an error message), which cost more
+# than the parse itself when every valid string id went through a DOUBLE or BOOLEAN probe. So a
+# probe runs only on a field whose text could be the text of that other type: a number's text
+# starts with "-" or a digit, or is "Infinity"/"-Infinity" (out of double range: quoted when
+# read from the record, bare when read from a rebuilt element text); a boolean's is
+# "true"/"false". Other texts are strings as read.
+NUMBER_TEXT_PATTERN = r'^-?[0-9]|^"-?Infinity"$|^-?Infinity$'
+ORDER_ID_PROBE_SCHEMA = "struct<order_id: double>"
+CUSTOMER_ID_PROBE_SCHEMA = "struct<customer: struct<customer_id: double>>"
+PRODUCT_ID_NUMBER_SCHEMA = "struct<product_id: double>"
+RECORD_PRODUCT_ID_SCHEMA = "struct<lines: array<struct<product_id: double>>>"
+PRODUCT_ID_BOOLEAN_SCHEMA = "struct<product_id: boolean>"
 
 
 def _json_string(text, number_probe, boolean_probe=None):
@@ -213,6 +232,15 @@ def _json_string(text, number_probe, boolean_probe=None):
         & ~text.rlike(r"^(\{.*\}|\[.*\])$"),
         F.lit(False),
     )
+
+
+def _number_probe(text, json_text, schema: str):
+    """``from_json(json_text, schema)`` (DOUBLE probes), evaluated only where ``text`` could be
+    a JSON number's text (NUMBER_TEXT_PATTERN); null elsewhere, as the probe itself would be."""
+    from pyspark.sql import functions as F
+
+    could_be_number = F.coalesce(text.rlike(NUMBER_TEXT_PATTERN), F.lit(False))
+    return F.when(could_be_number, F.from_json(json_text, schema, JSON_OPTIONS))
 
 
 class _Number:
@@ -312,7 +340,8 @@ def _detail(prefix: str, value):
 
 
 def _line_element(text, index, raw_lines):
-    """One element of ``lines`` as a struct: is_object, text fields, probes, exact numbers."""
+    """One element of ``lines`` as a struct: is_object, whether the record-level readings
+    exist (r), its JSON text (s), text fields (t), number probes (p), exact numbers (x)."""
     from pyspark.sql import functions as F
 
     raw_ok = raw_lines.isNotNull()
@@ -325,6 +354,8 @@ def _line_element(text, index, raw_lines):
     )
     return F.struct(
         is_object.alias("is_object"),
+        raw_ok.alias("r"),
+        text.alias("s"),
         F.from_json(text, LINE_TEXT_SCHEMA, JSON_OPTIONS).alias("t"),
         F.from_json(text, LINE_PROBE_SCHEMA, JSON_OPTIONS).alias("p"),
         exact.alias("x"),
@@ -352,11 +383,7 @@ def _order_checks(frame):
     from pyspark.sql import functions as F
 
     wrapped = F.from_json(F.concat(F.lit("["), F.col("value"), F.lit("]")), RECORD_TEXT_SCHEMA, JSON_OPTIONS)
-    frame = frame.select(
-        "*",
-        wrapped.alias("_wrapped"),
-        F.from_json("value", RECORD_NUMBER_SCHEMA, JSON_OPTIONS).alias("num"),
-    )
+    frame = frame.select("*", wrapped.alias("_wrapped"))
     is_object = (
         F.coalesce(F.size("_wrapped") == 1, F.lit(False))
         & F.element_at("_wrapped", 1).isNotNull()
@@ -367,13 +394,22 @@ def _order_checks(frame):
         "*", is_object.alias("is_object"),
         F.when(is_object, F.element_at("_wrapped", 1)).alias("rec"),
     ).drop("_wrapped")
-    rec, num = F.col("rec"), F.col("num")
-    order_id_ok = _json_string(rec["order_id"], num["order_id"])
-    lines_ok = F.coalesce(F.size(rec["lines"]) > 0, F.lit(False))
+    rec = F.col("rec")
+    order_id_ok = _json_string(
+        rec["order_id"], _number_probe(rec["order_id"], F.col("value"), ORDER_ID_PROBE_SCHEMA)["order_id"]
+    )
+    # Element texts only where the typed reading of lines failed (see RECORD_LINES_TEXT_SCHEMA).
+    frame = frame.select("*", F.when(
+        F.col("is_object") & rec["lines"].isNull(),
+        F.from_json("value", RECORD_LINES_TEXT_SCHEMA, JSON_OPTIONS)["lines"],
+    ).alias("line_texts"))
+    line_count = F.when(rec["lines"].isNotNull(), F.size(rec["lines"])).otherwise(F.size("line_texts"))
+    lines_ok = F.coalesce(line_count > 0, F.lit(False))
     order_ts = rfc3339_micros(rec["order_timestamp"])
     updated = rfc3339_micros(rec["updated_at"])
+    customer_id = rec["customer"]["customer_id"]
     customer_ok = rec["customer"].isNotNull() & _json_string(
-        rec["customer"]["customer_id"], num["customer"]["customer_id"]
+        customer_id, _number_probe(customer_id, F.col("value"), CUSTOMER_ID_PROBE_SCHEMA)["customer"]["customer_id"]
     )
     frame = frame.select(
         "*",
@@ -409,7 +445,7 @@ def _order_checks(frame):
             F.coalesce(rec["customer"]["customer_id"], F.lit("customer_id absent or not an object")),
         ))
     )
-    units = F.when(F.col("is_object") & F.col("lines_ok"), F.size(rec["lines"])).otherwise(F.lit(1))
+    units = F.when(F.col("is_object") & F.col("lines_ok"), line_count).otherwise(F.lit(1))
     return frame.select("*", reason.alias("order_reason"), detail.alias("order_detail"), units.alias("units"))
 
 
@@ -431,10 +467,46 @@ def _line_units(records):
     from pyspark.sql import functions as F
 
     rec = F.col("rec")
-    elements = F.when(
-        F.col("is_object") & F.col("lines_ok"),
-        F.transform(rec["lines"], lambda text, index: _line_element(text, index, F.col("num")["lines"])),
+    present = F.col("is_object") & F.col("lines_ok")
+    # Read after the dedup shuffle, for the surviving records only: exact numbers and probes.
+    records = records.select(
+        "*",
+        F.when(present, F.from_json("value", RECORD_NUMBER_SCHEMA, JSON_OPTIONS)["lines"]).alias("num_lines"),
+        F.when(present, F.from_json("value", RECORD_PROBE_SCHEMA, JSON_OPTIONS)["lines"]).alias("probe_lines"),
     )
+    # Fast path: the three record-level readings of lines line up element by element (every
+    # element an object or null), no product_id text could be a number's or a boolean's (so its
+    # type probes are null, see _number_probe) and no number is beyond double range (its text
+    # is then "Infinity" in quotes, which the fallback, reading rebuilt element texts, sees as a
+    # string). Any other record takes the fallback: element texts parsed one by one, as
+    # _line_element describes, so both paths judge an element alike.
+    text_lines = rec["lines"]
+    out_of_range = ('"Infinity"', '"-Infinity"')
+    needs_fallback = F.exists(text_lines, lambda t: F.coalesce(
+        t["product_id"].rlike(NUMBER_TEXT_PATTERN) | t["product_id"].isin("true", "false")
+        | F.greatest(*[t[name].isin(*out_of_range) for name in NUMERIC_LINE_FIELDS]),
+        F.lit(False),
+    ))
+    fast = F.coalesce(
+        text_lines.isNotNull()
+        & (F.size("num_lines") == F.size(text_lines)) & (F.size("probe_lines") == F.size(text_lines))
+        & ~needs_fallback,
+        F.lit(False),
+    )
+    records = records.select("*", fast.alias("fast"))
+    fast_elements = F.transform(text_lines, lambda t, index: F.struct(
+        F.element_at("num_lines", index + 1).isNotNull().alias("is_object"),
+        F.lit(True).alias("r"),
+        F.lit(None).cast("string").alias("s"),
+        t.alias("t"),
+        F.element_at("probe_lines", index + 1).alias("p"),
+        F.element_at("num_lines", index + 1).alias("x"),
+    ))
+    slow_texts = F.coalesce(
+        F.col("line_texts"), F.from_json("value", RECORD_LINES_TEXT_SCHEMA, JSON_OPTIONS)["lines"]
+    )
+    slow_elements = F.transform(slow_texts, lambda text, index: _line_element(text, index, F.col("num_lines")))
+    elements = F.when(present & F.col("fast"), fast_elements).when(present, slow_elements)
     records = records.select("*", elements.alias("elements"))
     records = records.select("*", F.transform("elements", _valid_line_number).alias("numbers"))
     # The first element with a given valid line_number keeps it; later ones are duplicates.
@@ -460,7 +532,20 @@ def _line_units(records):
     line_number = F.element_at("numbers", position)
     is_duplicate = F.element_at("duplicate", position)
     product_text = element["t"]["product_id"]
-    product_ok = _json_string(product_text, element["x"]["product_id"], element["p"]["product_id"])
+    product_boolean = F.when(
+        product_text.isin("true", "false"),
+        F.from_json(element["s"], PRODUCT_ID_BOOLEAN_SCHEMA, JSON_OPTIONS)["product_id"],
+    )
+    # The number probe reads the whole record when it can (exact, as the numbers are), the
+    # element's rebuilt text otherwise; both only where the text could be a number's.
+    could_be_number = F.coalesce(product_text.rlike(NUMBER_TEXT_PATTERN), F.lit(False))
+    product_number = (
+        F.when(could_be_number & element["r"], F.element_at(
+            F.from_json("value", RECORD_PRODUCT_ID_SCHEMA, JSON_OPTIONS)["lines"], F.col("unit_index") + 1
+        )["product_id"])
+        .when(could_be_number, F.from_json(element["s"], PRODUCT_ID_NUMBER_SCHEMA, JSON_OPTIONS)["product_id"])
+    )
+    product_ok = _json_string(product_text, product_number, product_boolean)
     quantity, price = _leaf(element, "quantity"), _leaf(element, "unit_price")
     discount, tax = _leaf(element, "discount"), _leaf(element, "tax_rate")
 
@@ -710,6 +795,106 @@ class Lake:
     def local(self, key: str) -> str:
         return os.path.join(self.local_root, *key.strip("/").split("/"))
 
+    def file_url(self, key: str) -> str:
+        """How a commit record names a file: an absolute path locally, ``s3://bucket/key`` on S3
+        (the spelling Redshift's COPY reads, also when the job was given s3a:// or s3n://)."""
+        if self.is_local:
+            return self.local(key)
+        return "s3://" + self.uri(key).split("://", 1)[1]
+
+    def files(self, spark) -> "LocalFiles | HadoopFiles":
+        """The file operations a curated commit needs, for this lake."""
+        return LocalFiles(self) if self.is_local else HadoopFiles(spark, self)
+
+
+class LocalFiles:
+    """Commit operations on a local lake (plain os calls; the record written by os.replace)."""
+
+    def __init__(self, lake: Lake):
+        self.lake = lake
+
+    def list(self, key: str) -> list[tuple[str, bool]]:
+        """(name, is_folder) of the entries of a folder; [] when it does not exist."""
+        try:
+            with os.scandir(self.lake.local(key)) as entries:
+                return sorted((entry.name, entry.is_dir()) for entry in entries)
+        except FileNotFoundError:
+            return []
+
+    def size(self, key: str) -> int:
+        return os.path.getsize(self.lake.local(key))
+
+    def move(self, source: str, target: str) -> None:
+        os.rename(self.lake.local(source), self.lake.local(target))
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        target = self.lake.local(key)
+        temp = os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            with suppress(OSError):
+                os.remove(temp)
+            raise
+
+    def delete(self, key: str) -> None:
+        path = self.lake.local(key)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            with suppress(FileNotFoundError):
+                os.remove(path)
+
+
+class HadoopFiles:
+    """Commit operations through Spark's Hadoop FileSystem (EMRFS/S3A on Glue).
+
+    ``write_atomic`` relies on object-store semantics: an S3 object appears whole when its
+    single PUT completes (a record is a few hundred bytes), never half written. A rename is a
+    copy and a delete on S3, which is fine: the record is written after every move.
+    """
+
+    def __init__(self, spark, lake: Lake):
+        self.lake = lake
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, key: str):
+        path = self._jvm.org.apache.hadoop.fs.Path(self.lake.uri(key))
+        return path, path.getFileSystem(self._conf)
+
+    def list(self, key: str) -> list[tuple[str, bool]]:
+        path, fs = self._path(key)
+        if not fs.exists(path):
+            return []
+        return sorted((status.getPath().getName(), bool(status.isDirectory())) for status in fs.listStatus(path))
+
+    def size(self, key: str) -> int:
+        path, fs = self._path(key)
+        return int(fs.getFileStatus(path).getLen())
+
+    def move(self, source: str, target: str) -> None:
+        source_path, fs = self._path(source)
+        target_path, _ = self._path(target)
+        if not fs.rename(source_path, target_path):
+            raise OSError(f"could not move {self.lake.uri(source)} to {self.lake.uri(target)}")
+
+    def write_atomic(self, key: str, data: bytes) -> None:
+        path, fs = self._path(key)
+        stream = fs.create(path, True)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+
+    def delete(self, key: str) -> None:
+        path, fs = self._path(key)
+        fs.delete(path, True)
+
 
 class ManifestMissingError(RuntimeError):
     """The raw partition of a day was never committed (no _manifest.json)."""
@@ -819,15 +1004,88 @@ _SORT_KEYS = {
 }
 
 
-def write_day(spark, lake: Lake, table: str, frame, order_date: str) -> str:
-    """Replace ``curated/<table>/order_date=D/`` with this day's rows; returns its URI.
+# The commit record of a curated table-day (curated/<table>/order_date=D/_manifest.json): a
+# Redshift COPY manifest of exactly the day's files, written last. sales_assets reads it with
+# sales_assets.transform.curated_manifest; the two must agree (tested).
+STAGING_PREFIX = "_staging_"
+LEGACY_TMP_PREFIX = "_tmp_"
 
-    Local: written to ``curated/<table>/_tmp_<uuid>/order_date=D`` first, then swapped in by
-    rename, so a crash never leaves a half-written partition in place. S3: overwritten
-    directly (Glue's committer writes the files, S3 has no rename).
+
+class CommitInterrupted(BaseException):
+    """Raised by a test's ``on_step`` hook to stop a commit as a kill would (no cleanup runs)."""
+
+
+def record_body(entries: Sequence[dict]) -> bytes:
+    """The record's bytes: ``{"entries": [{"url", "mandatory": true, "meta": {"content_length"}}]}``,
+    nothing else (Redshift reads it as a COPY manifest)."""
+    return json.dumps({"entries": list(entries)}, indent=1).encode("utf-8")
+
+
+def commit_day(
+    files: "LocalFiles | HadoopFiles",
+    lake: Lake,
+    table: str,
+    order_date: str,
+    staging_key: str,
+    run_id: str,
+    on_step: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Commit the parquet files staged in ``staging_key`` as ``curated/<table>/order_date=D``.
+
+    1. each staged ``part-*.parquet`` moves into the day folder as ``part-NNNNN-<run_id>.…``
+       (a name no other run uses: files the current record lists are never overwritten);
+    2. the record ``_manifest.json`` is written in one atomic step, listing exactly them;
+    3. every other entry of the day folder (the previous run's files, a crashed run's files,
+       staging folders) is deleted, and any legacy ``curated/<table>/_tmp_*`` folder.
+
+    Stopped anywhere, readers see the previous record's day or the new one, whole; the next
+    commit removes what was left. ``on_step`` is called after each step (tests stop it there).
+    Returns the file names listed.
+    """
+    step = on_step or (lambda name: None)
+    day_key = curated_key(table, order_date)
+    staged = sorted(
+        name for name, is_folder in files.list(staging_key)
+        if not is_folder and name.startswith("part-") and name.endswith(".parquet")
+    )
+    if not staged:
+        # Spark 3.5 writes one schema-only file for an empty frame; none means something broke,
+        # and a record must never be empty (Redshift fails a COPY of an empty manifest).
+        raise RuntimeError(f"{lake.uri(staging_key)}: Spark wrote no parquet file; nothing committed")
+    entries, listed = [], []
+    for number, name in enumerate(staged):
+        suffix = name.split(".", 1)[1] if "." in name else "parquet"
+        target_name = f"part-{number:05d}-{run_id}.{suffix}"
+        target = f"{day_key}/{target_name}"
+        files.move(f"{staging_key}/{name}", target)
+        entries.append({"url": lake.file_url(target), "mandatory": True,
+                        "meta": {"content_length": files.size(target)}})
+        listed.append(target_name)
+        step(f"moved:{target_name}")
+    files.write_atomic(f"{day_key}/{MANIFEST_NAME}", record_body(entries))
+    step("record")
+    keep = set(listed) | {MANIFEST_NAME}
+    for name, _ in files.list(day_key):
+        if name not in keep:
+            files.delete(f"{day_key}/{name}")
+            step(f"deleted:{name}")
+    for name, is_folder in files.list(f"{CURATED_PREFIX}/{table}"):
+        if is_folder and name.startswith(LEGACY_TMP_PREFIX):
+            files.delete(f"{CURATED_PREFIX}/{table}/{name}")
+    return listed
+
+
+def write_day(spark, lake: Lake, table: str, frame, order_date: str, run_id: str | None = None,
+              on_step: Callable[[str], None] | None = None) -> str:
+    """Write this day's rows of ``table`` and commit them (``commit_day``); returns the day URI.
+
+    Spark writes into ``order_date=D/_staging_<run_id>/`` (hidden from Spark and Glue readers by
+    its leading underscore, and from every pipeline reader by the record); the commit then moves
+    the files in, writes the record last and removes everything else. Local and S3 alike.
     """
     from pyspark.sql import functions as F
 
+    run_id = run_id or uuid.uuid4().hex
     names = [name for name, _ in TABLE_COLUMNS[table]]
     day = (
         frame.filter(F.col("order_date") == F.lit(order_date).cast("date"))
@@ -836,28 +1094,16 @@ def write_day(spark, lake: Lake, table: str, frame, order_date: str) -> str:
         .select(*names)
     )
     target_key = curated_key(table, order_date)
-    if not lake.is_local:
-        day.write.mode("overwrite").parquet(lake.uri(target_key))
-        return lake.uri(target_key)
-
-    tmp_key = f"{CURATED_PREFIX}/{table}/_tmp_{uuid.uuid4().hex}"
-    staged_key = f"{tmp_key}/order_date={order_date}"
-    tmp_dir, staged_dir, target_dir = lake.local(tmp_key), lake.local(staged_key), lake.local(target_key)
-    replaced_dir = os.path.join(tmp_dir, "_replaced")
+    staging_key = f"{target_key}/{STAGING_PREFIX}{run_id}"
+    files = lake.files(spark)
     try:
-        day.write.mode("overwrite").parquet(lake.uri(staged_key))
-        # The old partition moves inside the temp folder and is deleted with it.
-        had_old = os.path.exists(target_dir)
-        if had_old:
-            os.rename(target_dir, replaced_dir)
-        try:
-            os.rename(staged_dir, target_dir)
-        except OSError:
-            if had_old:  # put the previous partition back rather than leave none
-                os.rename(replaced_dir, target_dir)
-            raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        day.write.mode("overwrite").parquet(lake.uri(staging_key))
+        commit_day(files, lake, table, order_date, staging_key, run_id, on_step)
+    except Exception:
+        # Best effort: the next commit of the day removes it anyway (as after a kill).
+        with suppress(Exception):
+            files.delete(staging_key)
+        raise
     return lake.uri(target_key)
 
 
@@ -937,6 +1183,8 @@ def run(
 
         tables = build_tables(units)
         summary_tables = {}
+        # One id per job run: every file it commits carries it, so no name is ever reused.
+        run_id = uuid.uuid4().hex
         for table in TABLES:
             frame = tables[table]
             if table in (TABLE_DIM_CUSTOMER, TABLE_DIM_PRODUCT):
@@ -949,7 +1197,7 @@ def run(
                 key = "curated_lines" if table == TABLE_ORDER_LINES else "quarantine_lines"
                 rows_by_day = {day: figures[day][key] for day in days}
             rows_by_day = {day: rows_by_day.get(day, 0) for day in days}
-            paths = [write_day(spark, lake, table, frame, day) for day in days]
+            paths = [write_day(spark, lake, table, frame, day, run_id=run_id) for day in days]
             if frame.is_cached:
                 frame.unpersist()
             log(f"wrote {table}: {sum(rows_by_day.values())} row(s) in {len(paths)} partition(s)")

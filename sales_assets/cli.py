@@ -104,9 +104,9 @@ def _cmd_bi_grants(args: argparse.Namespace) -> int:
         if settings.env != "aws":
             print("error: --apply needs SALES_PIPELINE_ENV=aws (the local DuckDB warehouse has no users)", file=sys.stderr)
             return 2
-        with build_resources(settings)["warehouse"].session() as session, session.transaction():
-            for statement in statements:
-                session.execute(statement)
+        # One transaction either way: a connection's BEGIN/COMMIT, or one Data API batch
+        # (SALES_AWS_REDSHIFT_ACCESS=data_api).
+        build_resources(settings)["warehouse"].apply_statements(statements, name="sales-bi-grants")
         print(f"-- applied to Redshift ({len(statements)} statements)", file=sys.stderr)
     return 0
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +23,10 @@ DEFAULT_DEMO_ORDERS_PER_DAY = 400
 SECRET_FIELDS = frozenset({"source_token", "aws_redshift_password", "alert_webhook_url"})
 DEFAULT_UI_BASE_URL = "http://127.0.0.1:3000"
 DEFAULT_METRICS_NAMESPACE = "SalesPipeline"
+# How the aws warehouse reaches Redshift: a redshift_connector connection, or the Data API
+# (boto3 `redshift-data`; no network path to the cluster needed).
+REDSHIFT_ACCESS_MODES = ("connection", "data_api")
+SECRET_ARN_PATTERN = r"^arn:aws[a-z\-]*:secretsmanager:[a-z0-9\-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]+$"
 
 
 class SettingsError(ValueError):
@@ -93,6 +98,11 @@ class Settings:
     aws_redshift_user: str | None = None
     aws_redshift_password: str | None = dataclasses.field(default=None, repr=False)
     aws_redshift_iam_role_arn: str | None = None
+    aws_redshift_workgroup: str | None = None
+    aws_redshift_cluster_identifier: str | None = None
+    # The ARN names the secret; it is not the secret (its value is read at connect time).
+    aws_redshift_secret_arn: str | None = None
+    aws_redshift_access: str = "connection"
     aws_sns_topic_arn: str | None = None
 
     @property
@@ -109,6 +119,37 @@ class Settings:
             else:
                 out[field.name] = value.isoformat() if isinstance(value, dt.date) else value
         return out
+
+
+def _check_redshift(values: Mapping[str, object]) -> None:
+    """Redshift settings that contradict each other fail here, naming the variables (never a value
+    of SALES_AWS_REDSHIFT_PASSWORD)."""
+    access = values["aws_redshift_access"]
+    if access not in REDSHIFT_ACCESS_MODES:
+        raise SettingsError(f"SALES_AWS_REDSHIFT_ACCESS must be one of {', '.join(REDSHIFT_ACCESS_MODES)}, got {access!r}")
+    if values["aws_redshift_workgroup"] and values["aws_redshift_cluster_identifier"]:
+        raise SettingsError(
+            "set only one of SALES_AWS_REDSHIFT_WORKGROUP (Serverless) and SALES_AWS_REDSHIFT_CLUSTER_IDENTIFIER (provisioned)"
+        )
+    if values["aws_redshift_password"] and values["aws_redshift_secret_arn"]:
+        raise SettingsError("set only one of SALES_AWS_REDSHIFT_PASSWORD and SALES_AWS_REDSHIFT_SECRET_ARN")
+    secret_arn = values["aws_redshift_secret_arn"]
+    if secret_arn and not re.match(SECRET_ARN_PATTERN, str(secret_arn)):
+        raise SettingsError(
+            f"SALES_AWS_REDSHIFT_SECRET_ARN must be a Secrets Manager secret ARN "
+            f"(arn:aws:secretsmanager:<region>:<account>:secret:<name>), got {secret_arn!r}"
+        )
+    if access == "data_api":
+        if not (values["aws_redshift_workgroup"] or values["aws_redshift_cluster_identifier"]):
+            raise SettingsError(
+                "SALES_AWS_REDSHIFT_ACCESS=data_api needs SALES_AWS_REDSHIFT_WORKGROUP or "
+                "SALES_AWS_REDSHIFT_CLUSTER_IDENTIFIER (the Data API addresses a workgroup or cluster, not a host)"
+            )
+        if values["aws_redshift_password"]:
+            raise SettingsError(
+                "SALES_AWS_REDSHIFT_ACCESS=data_api cannot use SALES_AWS_REDSHIFT_PASSWORD: "
+                "store the credentials in Secrets Manager (SALES_AWS_REDSHIFT_SECRET_ARN) or use IAM"
+            )
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -187,6 +228,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         "aws_redshift_user": get("SALES_AWS_REDSHIFT_USER"),
         "aws_redshift_password": get("SALES_AWS_REDSHIFT_PASSWORD"),
         "aws_redshift_iam_role_arn": get("SALES_AWS_REDSHIFT_IAM_ROLE_ARN"),
+        "aws_redshift_workgroup": get("SALES_AWS_REDSHIFT_WORKGROUP"),
+        "aws_redshift_cluster_identifier": get("SALES_AWS_REDSHIFT_CLUSTER_IDENTIFIER"),
+        "aws_redshift_secret_arn": get("SALES_AWS_REDSHIFT_SECRET_ARN"),
+        "aws_redshift_access": (get("SALES_AWS_REDSHIFT_ACCESS") or "connection").lower(),
         "aws_sns_topic_arn": get("SALES_AWS_SNS_TOPIC_ARN"),
     }
     for name in ("SALES_UI_BASE_URL", "SALES_ALERT_WEBHOOK_URL"):
@@ -196,4 +241,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise SettingsError(f"{name} must start with http:// or https://")
     if values["source_url"] and not values["source_token"]:
         raise SettingsError("SALES_SOURCE_URL is set but SALES_SOURCE_TOKEN is not")
+    _check_redshift(values)
     return Settings(**values)  # type: ignore[arg-type]

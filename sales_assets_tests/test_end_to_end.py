@@ -100,7 +100,7 @@ def test_demo_runs_a_range_in_one_run_with_the_bundled_source(tmp_path):
 
 def test_dagster_accepts_the_code_location():
     completed = subprocess.run(
-        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "sales_assets"],
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-m", "sales_assets.definitions"],
         capture_output=True,
         text=True,
         timeout=300,

@@ -31,11 +31,12 @@ def _dir_figures(root: Path) -> tuple[int, int]:
 
 
 def ingest(params: dict) -> dict:
+    """`land_day` per day, as the Lambda handler runs it: the plain object store, no Dagster import."""
     from sales_assets.ingest.landing import land_day
-    from sales_assets.resources.lake import LocalLakeResource
+    from sales_assets.ingest.store import LocalObjectStore
     from sales_assets.source.client import SalesSourceClient
 
-    lake = LocalLakeResource(root=params["lake_root"])
+    lake = LocalObjectStore(params["lake_root"])
     orders = lines = size = pages = requests = 0
     with SalesSourceClient(params["url"], params["token"], page_size=params["page_size"]) as client:
         for day in _days(params):

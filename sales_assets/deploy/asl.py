@@ -15,6 +15,10 @@ What a caller may rely on:
 - Every ``Task`` has ``TimeoutSeconds``, ``Retry`` (float ``BackoffRate``, ``MaxAttempts``) and a
   ``Catch`` to the scope's ``sns:publish`` then ``Fail``; a failed crawl (FAILED/CANCELLED), a
   FAILED/ABORTED Redshift statement and a failed Glue job run all reach that publish + ``Fail``.
+- The Redshift batch (one transaction) is the loader's day-replace plus the day's ``dim_date``
+  row (``ensure_dim_date_sql``); once it is FINISHED, the step owning ``warehouse/fact_sales``
+  puts the fact INSERT's ``ResultRows`` to CloudWatch as ``Rows`` (``MetricsResource``'s
+  namespace, metric and dimensions), which the template's "no rows loaded" alarm watches.
 - Deploy-time names are ``${...}`` placeholders filled by CloudFormation's
   ``DefinitionSubstitutions`` (``SUBSTITUTIONS``).
 """
@@ -42,14 +46,17 @@ DEFAULT_RESOURCE = {
     REDSHIFT_DATA: "RedshiftWorkgroup",
 }
 # Every ${name} the definition uses besides the per-step resources.
-SUBSTITUTIONS = ("AlertTopicArn", "LakeRoot", "LakeBucket", "RedshiftDatabase", "RedshiftCopyRoleArn")
+SUBSTITUTIONS = ("AlertTopicArn", "LakeRoot", "LakeBucket", "RedshiftDatabase", "RedshiftCopyRoleArn",
+                 "MetricsNamespace")
+# The asset whose loaded rows the state machine publishes as the pipeline's Rows metric.
+FACT_ASSET = "warehouse/fact_sales"
 
 # One Glue job and one crawler serve all days: more than a couple of days at once only queue on
 # CrawlerRunningException / ConcurrentRunsExceededException retries.
 BACKFILL_MAX_CONCURRENCY = 2
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 POLL_SECONDS = {GLUE_CRAWLER: 30, REDSHIFT_DATA: 15}
-TIMEOUT_SECONDS = {LAMBDA: 900, GLUE_CRAWLER: 120, GLUE_JOB: 3600, REDSHIFT_DATA: 120, "sns": 60}
+TIMEOUT_SECONDS = {LAMBDA: 900, GLUE_CRAWLER: 120, GLUE_JOB: 3600, REDSHIFT_DATA: 120, "sns": 60, "cloudwatch": 60}
 EXECUTION_TIMEOUT_SECONDS = 6 * 3600
 LAMBDA_SERVICE_ERRORS = [
     "Lambda.ServiceException",
@@ -241,6 +248,57 @@ def _intrinsic_literal(text: str) -> str:
     return text
 
 
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December")
+DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def ensure_dim_date_sql() -> str:
+    """One Redshift INSERT ... SELECT adding the ``{}`` date's dim_date row when it is missing.
+
+    The row equals ``loader.calendar_rows`` for that day (a test runs it, transpiled to DuckDB,
+    for every day of several years). Insert-when-missing, not replace: a held row already has
+    these values (the local and Data API loaders write the same ``calendar_rows``), and it keeps
+    the batch free of deletes on a table other loads share.
+
+    Only date functions whose Redshift semantics are documented without ambiguity are used
+    (Redshift docs, "Date parts for date or timestamp functions", DATE_PART, DATEADD, DATEDIFF,
+    DATE_TRUNC), and each matches Python's ``date`` / ``isocalendar()``:
+    - ``DATE_PART(year|quarter|month|day, d)``: calendar fields, same as Python's. DATE_PART
+      returns DOUBLE in Redshift, so each is CAST to the column's SMALLINT.
+    - ``DATE_PART(dow, d)``: 0-6 starting with Sunday (documented; unlike the ``D`` format string,
+      1-7 with Sunday = 1); the ISO weekday is ``7`` for Sunday, else dow (DuckDB's
+      ``EXTRACT(DAYOFWEEK)`` is also 0 = Sunday).
+    - The ISO year and week are derived, not read: Redshift documents no ``isoyear`` date part, and
+      does not state that ``week`` is ISO 8601. ISO 8601 puts a week in the year of its Thursday,
+      and week 1 holds the year's first Thursday; so ``thu = DATEADD(day, 4 - isodow, d)``,
+      ``iso_year = DATE_PART(year, thu)``, ``iso_week = FLOOR(DATEDIFF(day, DATE_TRUNC('year', thu),
+      thu) / 7.0) + 1``. ``7.0`` and FLOOR because ``/`` on integers truncates in Redshift but is
+      float division in DuckDB; with FLOOR both give the same integer.
+    - Month and day names are literals, not ``TO_CHAR(d, 'Month')`` (blank-padded to 9 characters
+      in Redshift, locale-dependent elsewhere).
+    """
+    isodow = "(CASE DATE_PART(dow, c.d) WHEN 0 THEN 7 ELSE DATE_PART(dow, c.d) END)"
+    thursday = f"DATEADD(day, 4 - CAST({isodow} AS INTEGER), c.d)"
+
+    def names(number: str, values: Sequence[str]) -> str:
+        return f"CASE CAST({number} AS INTEGER) " + " ".join(
+            f"WHEN {i} THEN '{v}'" for i, v in enumerate(values, 1)) + " END"
+
+    return (
+        "INSERT INTO sales.dim_date (date_key, year, quarter, month, month_name, day_of_month, iso_year, iso_week,"
+        " day_of_week, day_name, is_weekend)"
+        " SELECT c.d, CAST(DATE_PART(year, c.d) AS SMALLINT), CAST(DATE_PART(quarter, c.d) AS SMALLINT),"
+        f" CAST(DATE_PART(month, c.d) AS SMALLINT), {names('DATE_PART(month, c.d)', MONTH_NAMES)},"
+        f" CAST(DATE_PART(day, c.d) AS SMALLINT), CAST(DATE_PART(year, {thursday}) AS SMALLINT),"
+        f" CAST(FLOOR(DATEDIFF(day, DATE_TRUNC('year', {thursday}), {thursday}) / 7.0) + 1 AS SMALLINT),"
+        f" CAST({isodow} AS SMALLINT), {names(isodow, DAY_NAMES)},"
+        " CASE WHEN DATE_PART(dow, c.d) IN (0, 6) THEN TRUE ELSE FALSE END"
+        " FROM (SELECT CAST('{}' AS DATE) AS d) AS c"
+        " LEFT JOIN sales.dim_date AS held ON held.date_key = c.d WHERE held.date_key IS NULL"
+    )
+
+
 def redshift_day_load_sqls() -> list[str]:
     """The loader's day-replace in Redshift SQL, one statement each, ``{}`` = order_date (validated).
 
@@ -258,8 +316,10 @@ def redshift_day_load_sqls() -> list[str]:
     for table, stage in CURATED_STAGES.items():
         statements.append(sql(stage))
         statements.append(
-            f"COPY {stage} FROM 's3://${{LakeBucket}}/curated/{table}/order_date={{}}/' "
-            "IAM_ROLE '${RedshiftCopyRoleArn}' FORMAT AS PARQUET"
+            # The day's commit record (written last by the Glue job) is a COPY manifest of
+            # exactly its committed files: never whatever the prefix holds mid-write.
+            f"COPY {stage} FROM 's3://${{LakeBucket}}/curated/{table}/order_date={{}}/_manifest.json' "
+            "IAM_ROLE '${RedshiftCopyRoleArn}' FORMAT AS PARQUET MANIFEST"
         )
     statements += [sql("stage_latest_dim_customer"), sql("stage_latest_dim_product")]
     statements += [sql("delete_fact_days").replace(":sale_date", "'{}'"),
@@ -267,7 +327,17 @@ def redshift_day_load_sqls() -> list[str]:
     statements += [sql(n) for n in ("insert_fact_from_stage", "insert_quarantine_daily_from_stage",
                                      "discard_stale_dim_customer", "merge_dim_customer",
                                      "discard_stale_dim_product", "merge_dim_product")]
+    # The day's calendar row, in the same transaction (the loaders fill dim_date too).
+    statements += [sql("create_dim_date"), ensure_dim_date_sql()]
     return statements
+
+
+def fact_insert_index(statements: Sequence[str]) -> int:
+    """Position of the fact_sales INSERT in the batch: its sub-statement's ResultRows is the day's rows."""
+    matches = [i for i, q in enumerate(statements) if q.upper().startswith("INSERT INTO SALES.FACT_SALES")]
+    if len(matches) != 1:
+        raise GraphError(f"the Redshift day load must hold exactly one fact_sales INSERT, found {len(matches)}")
+    return matches[0]
 
 
 def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
@@ -332,8 +402,9 @@ def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
     if step.integration == REDSHIFT_DATA:
         start, wait, describe, check = (f"{n}Start", f"{n}Wait", f"{n}Describe", f"{n}Status")
         failed = scope.failed_pass(n, "StatementFailed", result)
+        statements = redshift_day_load_sqls()
         sqls = {
-            f"Sqls[{i}]": sql for i, sql in enumerate(redshift_day_load_sqls())
+            f"Sqls[{i}]": sql for i, sql in enumerate(statements)
         }
         s[start] = _task(
             "arn:aws:states:::aws-sdk:redshiftdata:batchExecuteStatement",
@@ -362,10 +433,13 @@ def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
             scope, check, ResultSelector={"Id.$": "$.Id", "Status.$": "$.Status"}, ResultPath=result,
         )
         done = after or f"{n}Done"
+        finished = done
+        if FACT_ASSET in step.asset_keys:
+            finished = _publish_rows_states(step, scope, result, fact_insert_index(statements), done)
         s[check] = {
             "Type": "Choice",
             "Choices": [
-                {"Variable": f"{result}.Status", "StringEquals": "FINISHED", "Next": done},
+                {"Variable": f"{result}.Status", "StringEquals": "FINISHED", "Next": finished},
                 {"Or": [{"Variable": f"{result}.Status", "StringEquals": v} for v in STATEMENT_FAILED], "Next": failed},
             ],
             "Default": wait,
@@ -374,6 +448,44 @@ def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
             s[done] = {"Type": "Succeed"}
         return start
     raise GraphError(f"{step.name}: no states for integration {step.integration!r}")
+
+
+def _publish_rows_states(step: Step, scope: Scope, result: str, fact_index: int, nxt: str) -> str:
+    """After FINISHED: read the fact INSERT's row count, put it as the pipeline's ``Rows`` metric.
+
+    Without Dagster nobody else publishes it, and the template's alarm on it means "no rows
+    loaded". Same namespace, metric name and dimensions (Asset, Stage) as ``MetricsResource``.
+    The count is read once the batch is FINISHED, when every sub-statement carries ResultRows.
+    """
+    from sales_assets.operations.sensors import stage_of
+    from sales_assets.resources import metrics
+
+    count, publish = f"{step.name}CountRows", f"{step.name}PublishRows"
+    retry = [_retry(["RedshiftData.ThrottlingException", "RedshiftData.InternalServerException"], 5, 4)]
+    scope.states[count] = _task(
+        "arn:aws:states:::aws-sdk:redshiftdata:describeStatement", {"Id.$": f"{result}.Id"},
+        TIMEOUT_SECONDS[REDSHIFT_DATA], retry, scope, publish,
+        ResultSelector={"Id.$": "$.Id", "Status.$": "$.Status", "Rows.$": f"$.SubStatements[{fact_index}].ResultRows"},
+        ResultPath=result,
+    )
+    scope.states[publish] = _task(
+        "arn:aws:states:::aws-sdk:cloudwatch:putMetricData",
+        {
+            "Namespace": "${MetricsNamespace}",
+            "MetricData": [{
+                "MetricName": metrics.METRIC_ROWS,
+                "Dimensions": [{"Name": metrics.DIMENSION_ASSET, "Value": FACT_ASSET},
+                               {"Name": metrics.DIMENSION_STAGE, "Value": stage_of(FACT_ASSET)}],
+                "Unit": "Count",
+                "Value.$": f"{result}.Rows",
+            }],
+        },
+        TIMEOUT_SECONDS["cloudwatch"],
+        # SDK v2 names: a 500 is InternalServiceException; throttling has no subclass (CloudWatchException).
+        [_retry(["CloudWatch.InternalServiceException", "CloudWatch.CloudWatchException"], 5, 4)],
+        scope, nxt, ResultPath=None,
+    )
+    return count
 
 
 def _day_pipeline(pipeline: PipelineSteps) -> dict:

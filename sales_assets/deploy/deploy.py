@@ -1,8 +1,9 @@
 """``deploy-stepfunctions``: create the state machine, or update it when one of that name exists.
 
 The definition's ``${name}`` placeholders are replaced from ``substitutions`` first (what
-CloudFormation's DefinitionSubstitutions does); a placeholder left unfilled raises ValueError
-before any AWS call. Returns the state machine ARN and whether it was created.
+CloudFormation's DefinitionSubstitutions does); ``DEFAULT_SUBSTITUTIONS`` fill what is not
+given (the metrics namespace the template's parameter also defaults to); a placeholder left
+unfilled raises ValueError before any AWS call. Returns the state machine ARN and whether it was created.
 """
 
 from __future__ import annotations
@@ -12,9 +13,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from sales_assets.deploy import asl
+from sales_assets.settings import DEFAULT_METRICS_NAMESPACE
+
+DEFAULT_SUBSTITUTIONS = {"MetricsNamespace": DEFAULT_METRICS_NAMESPACE}
 
 
 def substitute(definition: Mapping, substitutions: Mapping[str, str]) -> str:
+    substitutions = {**DEFAULT_SUBSTITUTIONS, **substitutions}
     missing = asl.placeholders(definition) - substitutions.keys()
     if missing:
         raise ValueError(f"no value for ${{...}} placeholders {sorted(missing)}")

@@ -5,8 +5,10 @@ What a caller may rely on: ``build_template(definition)`` embeds the ASL with
 (public access blocked, SSE, lifecycle rule), the ingest Lambda (zip from
 ``sales-pipeline package-lambda`` uploaded to the artifacts prefix), the Glue job (script in S3),
 the crawler + JSON Lines classifier (from ``catalog.crawler_config``), the Glue database, one
-least-privilege role per component, the EventBridge daily rule, the SNS topic and CloudWatch
-alarms on ``ExecutionsFailed`` and the pipeline's metrics. Deterministic for the same input.
+least-privilege role per component, the EventBridge daily rule, the SNS topic (encrypted with a
+customer managed key CloudWatch may use) and CloudWatch alarms on ``ExecutionsFailed``,
+``ExecutionsTimedOut`` and the pipeline's metrics (``NoRowsAlarm``: no rows loaded in 26 hours).
+Deterministic for the same input.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ LAMBDA_ZIP_KEY = f"artifacts/lambda/{packaging.ZIP_NAME}"
 RAW_PREFIX = "raw/"
 CURATED_PREFIX = "curated/"
 PIPELINE_NAMESPACE = DEFAULT_METRICS_NAMESPACE
+# What a publisher to an SSE-KMS topic needs on its key.
+SNS_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
 
 
 def _sub(text: str) -> dict:
@@ -48,8 +52,14 @@ def _role(service: str, statements: list[dict], managed: list[str] | None = None
     return {"Type": "AWS::IAM::Role", "Properties": props}
 
 
-def _objects(prefix: str) -> dict:
-    return _sub("arn:${AWS::Partition}:s3:::${LakeBucket}/" + prefix + "*")
+def _objects(prefix: str, bucket: str = "LakeBucket") -> dict:
+    return _sub("arn:${AWS::Partition}:s3:::${" + bucket + "}/" + prefix + "*")
+
+
+def _list(bucket_arn: dict, *prefixes: str) -> dict:
+    # ListBucket has no object resource; the s3:prefix condition keeps listing inside the role's prefixes.
+    return {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
+            "Condition": {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}}
 
 
 def build_template(definition: Mapping) -> dict:
@@ -72,6 +82,7 @@ def build_template(definition: Mapping) -> dict:
         "AlertTopicArn": {"Ref": "AlertTopic"},
         "LakeRoot": _sub("s3://${LakeBucket}"),
         "LakeBucket": {"Ref": "LakeBucket"},
+        "MetricsNamespace": {"Ref": "MetricsNamespace"},
     }
     missing = used - substitutions.keys()
     if missing:
@@ -96,14 +107,26 @@ def build_template(definition: Mapping) -> dict:
                 ]},
             },
         },
-        "AlertTopic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": "alias/aws/sns"}},
+        # A customer managed key, not alias/aws/sns: the AWS managed key's policy cannot admit
+        # cloudwatch.amazonaws.com, so alarms could not publish to the topic at all.
+        "AlertKey": {"Type": "AWS::KMS::Key", "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+                     "Properties": {
+            "Description": "Encrypts the sales pipeline's alert topic", "EnableKeyRotation": True,
+            "KeyPolicy": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "AccountAdministersTheKey", "Effect": "Allow",
+                 "Principal": {"AWS": _sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")},
+                 "Action": "kms:*", "Resource": "*"},
+                {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow", "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                 "Action": SNS_KMS_ACTIONS, "Resource": "*"},
+            ]},
+        }},
+        "AlertTopic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": {"Ref": "AlertKey"}}},
         "RawDatabase": {"Type": "AWS::Glue::Database", "Properties": {
             "CatalogId": {"Ref": "AWS::AccountId"}, "DatabaseInput": {"Name": "sales_raw"}}},
         "IngestRole": _role("lambda.amazonaws.com", [
             {"Effect": "Allow", "Action": logs, "Resource": _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*")},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(RAW_PREFIX)},
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
-             "Condition": {"StringLike": {"s3:prefix": [RAW_PREFIX + "*"]}}},
+            _list(bucket_arn, RAW_PREFIX),
             {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "SourceTokenSecretArn"}},
         ]),
         "IngestFunction": {"Type": "AWS::Lambda::Function", "Properties": {
@@ -117,13 +140,15 @@ def build_template(definition: Mapping) -> dict:
         }},
         "CrawlerRole": _role("glue.amazonaws.com", [
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(RAW_PREFIX)},
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+            _list(bucket_arn, RAW_PREFIX),
         ], [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole")]),
         **crawler,
         "GlueJobRole": _role("glue.amazonaws.com", [
-            {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [_objects(RAW_PREFIX), _objects("artifacts/glue/")]},
+            # The script lives in the artifact bucket (the Command's ScriptLocation), not in the lake.
+            {"Effect": "Allow", "Action": ["s3:GetObject"],
+             "Resource": [_objects(RAW_PREFIX), _objects(GLUE_SCRIPT_KEY.rsplit("/", 1)[0] + "/", "ArtifactBucket")]},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(CURATED_PREFIX)},
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+            _list(bucket_arn, RAW_PREFIX, CURATED_PREFIX),
         ], [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole")]),
         "CurateJob": {"Type": "AWS::Glue::Job", "Properties": {
             "Role": _arn("GlueJobRole"), "GlueVersion": "4.0", "WorkerType": "G.1X", "NumberOfWorkers": 2,
@@ -135,7 +160,7 @@ def build_template(definition: Mapping) -> dict:
         }},
         "RedshiftCopyRole": _role("redshift.amazonaws.com", [
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(CURATED_PREFIX)},
-            {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn},
+            _list(bucket_arn, CURATED_PREFIX),
         ]),
         "StateMachineRole": _role("states.amazonaws.com", [
             {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": _arn("IngestFunction")},
@@ -147,9 +172,15 @@ def build_template(definition: Mapping) -> dict:
              "Resource": _sub("arn:${AWS::Partition}:redshift-serverless:${AWS::Region}:${AWS::AccountId}:workgroup/*")},
             {"Effect": "Allow", "Action": ["redshift-serverless:GetCredentials"],
              "Resource": _sub("arn:${AWS::Partition}:redshift-serverless:${AWS::Region}:${AWS::AccountId}:workgroup/*")},
-            # DescribeStatement is authorised on the caller's own statements only; it has no resource type.
-            {"Effect": "Allow", "Action": ["redshift-data:DescribeStatement"], "Resource": "*"},
+            # DescribeStatement has no resource type; the condition keeps it to this role's own statements.
+            {"Effect": "Allow", "Action": ["redshift-data:DescribeStatement"], "Resource": "*",
+             "Condition": {"StringEquals": {"redshift-data:statement-owner-iam-userid": "${aws:userid}"}}},
             {"Effect": "Allow", "Action": "sns:Publish", "Resource": {"Ref": "AlertTopic"}},
+            # Publishing to a topic encrypted with a customer managed key needs the key too.
+            {"Effect": "Allow", "Action": SNS_KMS_ACTIONS, "Resource": _arn("AlertKey")},
+            # PutMetricData has no resource type; the namespace condition confines it to the pipeline's.
+            {"Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+             "Condition": {"StringEquals": {"cloudwatch:namespace": {"Ref": "MetricsNamespace"}}}},
         ]),
         "StateMachine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {
             "StateMachineName": _sub("${AWS::StackName}-sales-pipeline"),
@@ -168,14 +199,16 @@ def build_template(definition: Mapping) -> dict:
         "ExecutionsFailedAlarm": _alarm("AWS/States", "ExecutionsFailed",
                                         [{"Name": "StateMachineArn", "Value": {"Ref": "StateMachine"}}], 1,
                                         "GreaterThanOrEqualToThreshold"),
-        "QuarantinedLinesAlarm": _alarm(PIPELINE_NAMESPACE, metrics.METRIC_QUARANTINED,
+        # A poll loop that never settles ends in the execution timeout, which ExecutionsFailed
+        # does not count and no Catch sees.
+        "ExecutionsTimedOutAlarm": _alarm("AWS/States", "ExecutionsTimedOut",
+                                          [{"Name": "StateMachineArn", "Value": {"Ref": "StateMachine"}}], 1,
+                                          "GreaterThanOrEqualToThreshold"),
+        "QuarantinedLinesAlarm": _alarm({"Ref": "MetricsNamespace"}, metrics.METRIC_QUARANTINED,
                                         _metric_dimensions("curated/quarantine"),
                                         {"Ref": "QuarantinedLinesThreshold"}, "GreaterThanThreshold"),
-        "NoRowsAlarm": {**_alarm(PIPELINE_NAMESPACE, metrics.METRIC_ROWS,
-                                 _metric_dimensions("warehouse/fact_sales"), 1,
-                                 "LessThanThreshold")},
+        "NoRowsAlarm": _no_rows_alarm(),
     }
-    resources["NoRowsAlarm"]["Properties"]["TreatMissingData"] = "breaching"
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Sales pipeline exported from the Dagster code location (sales-pipeline export-stepfunctions).",
@@ -187,12 +220,16 @@ def build_template(definition: Mapping) -> dict:
             "RedshiftDatabase": {"Type": "String", "Default": "dev"},
             "ScheduleHourUtc": {"Type": "Number", "Default": 2, "MinValue": 0, "MaxValue": 23},
             "QuarantinedLinesThreshold": {"Type": "Number", "Default": 100},
+            "MetricsNamespace": {"Type": "String", "Default": PIPELINE_NAMESPACE,
+                                 "Description": "CloudWatch namespace of the pipeline's metrics (MetricsResource.namespace)."},
         },
         "Resources": resources,
         "Outputs": {
             "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
             "LakeBucketName": {"Value": {"Ref": "LakeBucket"}},
             "AlertTopicArn": {"Value": {"Ref": "AlertTopic"}},
+            # COPY names this role: associate it with the Redshift Serverless namespace (README).
+            "RedshiftCopyRoleArn": {"Value": _arn("RedshiftCopyRole")},
         },
     }
 
@@ -202,7 +239,25 @@ def _metric_dimensions(asset: str) -> list[dict]:
     return [{"Name": metrics.DIMENSION_ASSET, "Value": asset}, {"Name": metrics.DIMENSION_STAGE, "Value": stage_of(asset)}]
 
 
-def _alarm(namespace: str, metric: str, dimensions: list, threshold, comparison: str) -> dict:
+# "No rows loaded": every hour of the last 26 without a Rows datapoint >= 1. The state machine
+# puts the day's loaded fact rows after each load (and Dagster its row count), so a missed or
+# failed load and a load of zero rows both fire it. 26 hourly periods, not one daily period: a
+# rolling 24 h window would be briefly empty whenever a load finishes later than the day before.
+NO_ROWS_WINDOW_HOURS = 26
+
+
+def _no_rows_alarm() -> dict:
+    alarm = _alarm({"Ref": "MetricsNamespace"}, metrics.METRIC_ROWS, _metric_dimensions(asl.FACT_ASSET), 1,
+                   "LessThanThreshold")
+    alarm["Properties"].update({
+        "AlarmDescription": f"No rows loaded into {asl.FACT_ASSET} in the last {NO_ROWS_WINDOW_HOURS} hours.",
+        "Period": 3600, "EvaluationPeriods": NO_ROWS_WINDOW_HOURS, "DatapointsToAlarm": NO_ROWS_WINDOW_HOURS,
+        "TreatMissingData": "breaching",
+    })
+    return alarm
+
+
+def _alarm(namespace, metric: str, dimensions: list, threshold, comparison: str) -> dict:
     return {"Type": "AWS::CloudWatch::Alarm", "Properties": {
         "Namespace": namespace, "MetricName": metric, "Dimensions": dimensions,
         "Statistic": "Sum", "Period": 86400, "EvaluationPeriods": 1, "Threshold": threshold,

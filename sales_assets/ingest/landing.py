@@ -200,6 +200,13 @@ def read_manifest(lake: Lake, order_date: dt.date) -> dict | None:
     return json.loads(lake.read_bytes(key))
 
 
+def _page_counts(page: Any) -> tuple[int, int]:
+    """(records, line units) of a page, from its own counts when it has them."""
+    if hasattr(page, "line_units") and hasattr(page, "record_count"):
+        return page.record_count, page.line_units
+    return len(page.records), sum(line_units(record) for record in page.records)
+
+
 def land_pages(
     lake: Lake,
     pages: Iterable,
@@ -210,8 +217,9 @@ def land_pages(
 ) -> dict:
     """Write each page as JSON Lines under the run folder, then commit the manifest.
 
-    ``pages`` yields objects with ``number``, ``records``, ``as_of`` and
-    ``jsonl_bytes()``; they are consumed one at a time so memory stays bounded
+    ``pages`` yields objects with ``number``, ``as_of``, ``jsonl_bytes()`` and either
+    ``record_count`` and ``line_units`` (a client ``Page``: counted without parsing the
+    records exactly) or ``records``; they are consumed one at a time so memory stays bounded
     by a page, whatever the size of the day. ``source_url`` goes into the manifest
     as given: pass it without credentials. With a ``lease``, it is renewed as pages
     land and checked before the commit. Returns the committed manifest.
@@ -220,14 +228,15 @@ def land_pages(
     as_of = None
     for page in pages:
         body = page.jsonl_bytes()
+        records, lines = _page_counts(page)
         key = f"{run_prefix(order_date, run_id)}page-{page.number:05d}.jsonl"
         lake.write_bytes(key, body)
         summaries.append(
             PageSummary(
                 page=page.number,
                 key=key,
-                records=len(page.records),
-                lines=sum(line_units(record) for record in page.records),
+                records=records,
+                lines=lines,
                 bytes=len(body),
                 sha256=hashlib.sha256(body).hexdigest(),
             )

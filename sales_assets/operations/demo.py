@@ -13,7 +13,7 @@ from sales_assets.ingest.landing import read_manifest
 from sales_assets.operations.schedules import DAILY_JOB_NAME
 from sales_assets.resources import build_resources
 from sales_assets.settings import Settings, load_settings
-from sales_assets.transform.assets import curated_prefix
+from sales_assets.transform.assets import summary_row_count
 from sales_assets.reporting.dashboard import default_dashboard_path
 from sales_assets.warehouse import loader
 
@@ -55,7 +55,7 @@ class DemoSummary:
         lines += [
             "",
             "Open the UI with `make dev` (runs `dagster dev`), then http://127.0.0.1:3000 -> Assets.",
-            "Materialize one day: dagster asset materialize -m sales_assets --select '*' --partition YYYY-MM-DD",
+            "Materialize one day: dagster asset materialize -m sales_assets.definitions --select '*' --partition YYYY-MM-DD",
         ]
         return "\n".join(lines)
 
@@ -103,8 +103,8 @@ def run_demo(
                 day=day,
                 raw_orders=manifest["record_count"],
                 raw_lines=manifest["line_count"],
-                curated_lines=lake.parquet_row_count(curated_prefix("order_lines", day)),
-                quarantined_lines=lake.parquet_row_count(curated_prefix("quarantine", day)),
+                curated_lines=summary_row_count(lake, "order_lines", day),
+                quarantined_lines=summary_row_count(lake, "quarantine", day),
                 warehouse_lines=lines,
                 net_revenue=net,
             )

@@ -17,7 +17,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
     from sales_assets.resources.lake import LocalLakeResource, S3LakeResource
     from sales_assets.resources.metrics import CloudWatchMetricsResource, LogMetricsResource
     from sales_assets.resources.source import SalesSourceResource
-    from sales_assets.resources.warehouse import DuckDBWarehouseResource, RedshiftWarehouseResource
+    from sales_assets.resources.warehouse import DuckDBWarehouseResource
 
     # Secrets go in as EnvVar so the UI's resource view shows the variable's name, not its value.
     source = SalesSourceResource(
@@ -57,13 +57,41 @@ def build_resources(settings: Settings) -> dict[str, object]:
             pipes_bucket=settings.aws_pipes_bucket or settings.lake_root[len("s3://") :].split("/", 1)[0],
             region_name=settings.aws_region,
         ),
-        "warehouse": RedshiftWarehouseResource(
-            host=settings.aws_redshift_host,
-            port=settings.aws_redshift_port,
-            database=settings.aws_redshift_database,
-            user=settings.aws_redshift_user,
-            password=dg.EnvVar("SALES_AWS_REDSHIFT_PASSWORD") if settings.aws_redshift_password else None,
-            iam_role_arn=settings.aws_redshift_iam_role_arn or "",
-            region=settings.aws_region or "us-east-1",
-        ),
+        "warehouse": _redshift_warehouse(settings),
     }
+
+
+def _redshift_warehouse(settings: Settings) -> object:
+    """The aws warehouse: a redshift_connector connection, or the Data API
+    (SALES_AWS_REDSHIFT_ACCESS=data_api) when there is no network path to the cluster."""
+    from sales_assets.resources.warehouse import (
+        RedshiftDataApiResource,
+        RedshiftDataApiWarehouseResource,
+        RedshiftWarehouseResource,
+    )
+
+    region = settings.aws_region or "us-east-1"
+    if settings.aws_redshift_access == "data_api":
+        return RedshiftDataApiWarehouseResource(
+            data_api=RedshiftDataApiResource(
+                database=settings.aws_redshift_database,
+                workgroup=settings.aws_redshift_workgroup,
+                cluster_identifier=settings.aws_redshift_cluster_identifier,
+                db_user=settings.aws_redshift_user,
+                secret_arn=settings.aws_redshift_secret_arn,
+                region=region,
+            ),
+            iam_role_arn=settings.aws_redshift_iam_role_arn or "",
+        )
+    return RedshiftWarehouseResource(
+        host=settings.aws_redshift_host,
+        port=settings.aws_redshift_port,
+        database=settings.aws_redshift_database,
+        user=settings.aws_redshift_user,
+        password=dg.EnvVar("SALES_AWS_REDSHIFT_PASSWORD") if settings.aws_redshift_password else None,
+        secret_arn=settings.aws_redshift_secret_arn,
+        workgroup=settings.aws_redshift_workgroup,
+        cluster_identifier=settings.aws_redshift_cluster_identifier,
+        iam_role_arn=settings.aws_redshift_iam_role_arn or "",
+        region=region,
+    )

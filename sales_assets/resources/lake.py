@@ -11,6 +11,7 @@ configuration and parquet reading on top, so both paths share one implementation
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from abc import ABC, abstractmethod
 
@@ -21,6 +22,15 @@ from dagster_aws.s3 import S3Resource
 from pydantic import PrivateAttr
 
 from sales_assets.ingest.store import LocalObjectStore, S3ObjectStore, Versioned, split_s3_uri
+from sales_assets.transform import curated_manifest
+
+
+def _is_missing(error: Exception) -> bool:
+    """A read of an absent key: FileNotFoundError locally, NoSuchKey/404 from S3."""
+    if isinstance(error, FileNotFoundError):
+        return True
+    code = (getattr(error, "response", None) or {}).get("Error", {}).get("Code")
+    return code in ("NoSuchKey", "404", "NotFound")
 
 
 class LakeResource(dg.ConfigurableResource, ABC):
@@ -73,23 +83,41 @@ class LakeResource(dg.ConfigurableResource, ABC):
         """Overwrite ``key`` only if it is still ``version``; True when it did."""
         return self.store().replace_if_version(key, data, version)
 
-    def read_parquet(self, prefix: str) -> pa.Table | None:
-        """All parquet files under ``prefix`` as one table, or None when there are none."""
-        tables = [
-            pq.read_table(io.BytesIO(self.read_bytes(key)))
-            for key in self.list_keys(prefix)
-            if key.endswith(".parquet")
-        ]
-        if not tables:
-            return None
+    def curated_files(self, table: str, day: dt.date) -> list[str]:
+        """Keys of exactly the parquet files the committed record of ``curated/<table>`` for
+        ``day`` lists (``sales_assets.transform.curated_manifest``), in record order.
+
+        Never a folder listing: files a crashed or running transform left beside them are not
+        returned. ``CuratedRecordMissingError`` when the day has no record (never curated: run
+        the transform), ``CuratedFileMissingError`` when a listed file is gone.
+        """
+        key = curated_manifest.record_key(table, day)
+        prefix = curated_manifest.day_prefix(table, day)
+        try:
+            body = self.read_bytes(key)
+        except Exception as error:
+            if not _is_missing(error):
+                raise
+            raise curated_manifest.missing_record(table, day, self.uri(key)) from None
+        entries = curated_manifest.parse_record(body, self.uri(key))
+        names = curated_manifest.listed_names(entries, table, day, self.root_uri(), self.uri(key))
+        present = set(self.list_keys(prefix))
+        for name in names:
+            if prefix + name not in present:
+                raise curated_manifest.missing_file(table, day, name, self.uri(key))
+        return [prefix + name for name in names]
+
+    def read_curated(self, table: str, day: dt.date) -> pa.Table:
+        """The committed rows of ``curated/<table>`` for ``day`` (see ``curated_files``); an
+        empty day is a table of zero rows with the day's schema."""
+        tables = [pq.read_table(io.BytesIO(self.read_bytes(key))) for key in self.curated_files(table, day)]
         return pa.concat_tables(tables, promote_options="default")
 
-    def parquet_row_count(self, prefix: str) -> int:
-        """Rows of all parquet files under ``prefix`` (0 when there are none), from their footers only."""
+    def curated_row_count(self, table: str, day: dt.date) -> int:
+        """Rows of the committed files of ``curated/<table>`` for ``day``, from their footers only."""
         return sum(
             pq.ParquetFile(io.BytesIO(self.read_bytes(key))).metadata.num_rows
-            for key in self.list_keys(prefix)
-            if key.endswith(".parquet")
+            for key in self.curated_files(table, day)
         )
 
 

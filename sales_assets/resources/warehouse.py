@@ -11,8 +11,10 @@ Callers may rely on:
   `session.executemany(name, rows)`; `session.transaction()` commits on success and rolls
   back (then re-raises) on any exception.
 - `session.stage_parquet(stage_table, locations)` fills an allow-listed staging table from the
-  curated day folders given (a day folder without parquet files contributes no rows) and
-  returns the number of files read.
+  curated day folders given, reading exactly the files each folder's commit record
+  (`_manifest.json`, see `sales_assets.transform.curated_manifest`) lists, and returns the
+  number of files read. A folder without a record raises `CuratedRecordMissingError` (run the
+  transform) and a listed file that is gone `CuratedFileMissingError`; nothing is staged then.
 - A DuckDB file locked by another process raises `WarehouseLockedError` (a `dg.Failure` that
   respects retry policies) naming the file. A failed Redshift COPY raises `WarehouseLoadError`
   carrying the rows of SYS_LOAD_ERROR_DETAIL.
@@ -36,14 +38,13 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 from sqlglot import exp
 
+from sales_assets.transform import curated_manifest
 from sales_assets.warehouse import transpile
 
 LOGGER = logging.getLogger(__name__)
 
 # Staging tables the lake may be loaded into: the only identifiers a caller may pass.
 STAGE_TABLES = frozenset({"stage_order_lines", "stage_dim_customer", "stage_dim_product", "stage_quarantine"})
-PARQUET_GLOB = "part-*.parquet"
-PARQUET_KEY_PREFIX = "part-"
 S3_LOCATION_PATTERN = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])/(?P<key>[A-Za-z0-9!_.*()/=\-]+/)$")
 IAM_ROLE_ARN_PATTERN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[A-Za-z0-9+=,.@_/\-]{1,512}$")
 DUCKDB_LOCK_MARKERS = ("could not set lock", "conflicting lock")
@@ -56,6 +57,8 @@ COPY_TEMPLATE_SOURCE = "'s3://bucket/prefix/_warehouse/copy_manifests/stage_orde
 # partition (a crawler or Athena would read them as data).
 COPY_MANIFEST_FOLDER = "_warehouse/copy_manifests"
 CURATED_MARKER = "/curated/"
+# A day folder as the loader builds it: <root>/curated/<table>/order_date=YYYY-MM-DD/
+CURATED_DAY_PATTERN = re.compile(r"^(?P<root>.*)/curated/(?P<table>[a-z_]+)/order_date=(?P<day>\d{4}-\d{2}-\d{2})/$")
 COPY_TEMPLATE_ROLE = "'arn:aws:iam::000000000000:role/placeholder'"
 
 
@@ -152,6 +155,14 @@ class WarehouseSession(abc.ABC):
             raise ValueError(f"{stage_table!r} is not a staging table (allowed: {sorted(STAGE_TABLES)})")
 
 
+def curated_day(location: str) -> tuple[str, str, dt.date]:
+    """(lake root, table, day) of a curated day folder location; ValueError for anything else."""
+    match = CURATED_DAY_PATTERN.match(location.replace("\\", "/"))
+    if not match:
+        raise ValueError(f"not a curated day folder (<root>/curated/<table>/order_date=YYYY-MM-DD/): {location!r}")
+    return match["root"], match["table"], dt.date.fromisoformat(match["day"])
+
+
 # --------------------------------------------------------------------------------------------
 # DuckDB (local)
 # --------------------------------------------------------------------------------------------
@@ -187,7 +198,7 @@ class DuckDBSession(WarehouseSession):
         self.connection.executemany(self._sql(name_or_sql), bound_rows)
 
     def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
-        """Read `part-*.parquet` of local day folders; the file list is a bound parameter."""
+        """Read the files the records of local day folders list; the file list is a bound parameter."""
         self._check_stage_table(stage_table)
         files: list[str] = []
         for location in locations:
@@ -196,7 +207,7 @@ class DuckDBSession(WarehouseSession):
                     f"the DuckDB warehouse loads a local lake folder; got {location!r} "
                     "(use the Redshift warehouse with an s3:// lake)"
                 )
-            files.extend(str(p) for p in sorted(Path(location).glob(PARQUET_GLOB)))
+            files.extend(local_curated_files(location))
         if not files:
             return 0
         self._check_column_order(stage_table, files)
@@ -248,38 +259,67 @@ def _s3_object(uri: str) -> dict[str, str]:
     return {"Bucket": bucket, "Key": key}
 
 
-def parquet_objects(s3_client: Any, bucket: str, prefix: str) -> list[tuple[str, int]]:
-    """(key, size) of the objects under `prefix`; ValueError when one of them is not parquet."""
-    objects: list[tuple[str, int]] = []
+def local_curated_files(location: str) -> list[str]:
+    """Paths of exactly the files the record of a local curated day folder lists (see
+    `sales_assets.transform.curated_manifest`); its errors when the record or a file is missing."""
+    root, table, day = curated_day(location)
+    record = Path(location) / curated_manifest.RECORD_NAME
+    try:
+        body = record.read_bytes()
+    except FileNotFoundError:
+        raise curated_manifest.missing_record(table, day, str(record)) from None
+    names = curated_manifest.listed_names(curated_manifest.parse_record(body, str(record)), table, day, root, str(record))
+    files = [Path(location) / name for name in names]
+    for path in files:
+        if not path.is_file():
+            raise curated_manifest.missing_file(table, day, path.name, str(record))
+    return [str(path) for path in files]
+
+
+def s3_record_entries(s3_client: Any, location: str) -> list[dict[str, Any]]:
+    """The COPY manifest entries of the record of an S3 curated day folder, each checked to
+    exist with the recorded `content_length`; the curated_manifest errors otherwise."""
+    match = S3_LOCATION_PATTERN.match(location)
+    if not match or CURATED_MARKER not in "/" + match["key"]:
+        raise ValueError(f"Redshift COPY needs an s3://bucket/prefix/curated/... day folder; got {location!r}")
+    root, table, day = curated_day(location)
+    bucket, prefix = match["bucket"], match["key"]
+    record = f"s3://{bucket}/{prefix}{curated_manifest.RECORD_NAME}"
+    try:
+        body = s3_client.get_object(Bucket=bucket, Key=prefix + curated_manifest.RECORD_NAME)["Body"].read()
+    except s3_client.exceptions.NoSuchKey:
+        raise curated_manifest.missing_record(table, day, record) from None
+    entries = curated_manifest.parse_record(body, record)
+    names = curated_manifest.listed_names(entries, table, day, root, record)
+    sizes: dict[str, int] = {}
     for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        objects.extend((obj["Key"], int(obj["Size"])) for obj in page.get("Contents", []))
-    stray = [key for key, _ in objects if not key.endswith(".parquet")]
-    if stray:
-        # A part-* object that is not parquet is a writer's leftover; loading it would fail.
-        raise ValueError(f"s3://{bucket}/{prefix}*: objects that are not parquet: {stray[:5]}")
-    return objects
+        sizes.update((obj["Key"][len(prefix):], int(obj["Size"])) for obj in page.get("Contents", []))
+    for name, entry in zip(names, entries):
+        if name not in sizes:
+            raise curated_manifest.missing_file(table, day, name, record)
+        if sizes[name] != entry.content_length:
+            # Redshift would fail the COPY on it; say which file and record disagree.
+            raise curated_manifest.CuratedRecordError(
+                f"{record}: {name} is {sizes[name]} bytes, the record says {entry.content_length}"
+            )
+    return [{"url": e.url, "mandatory": True, "meta": {"content_length": e.content_length}} for e in entries]
 
 
 def write_copy_manifest(
     s3_client: Any, stage_table: str, locations: Sequence[str], manifest_name: Optional[str] = None
 ) -> tuple[Optional[str], int]:
-    """List the committed `part-*.parquet` files of the day folders `locations` and write the
-    COPY manifest naming exactly them (`mandatory: true`, with the `content_length` Redshift
-    requires for parquet) to `<lake>/_warehouse/copy_manifests/<stage_table>/<manifest_name>`
-    (default: a fresh uuid). Returns (its s3 URI, the number of files); (None, 0) and nothing
-    written when the folders hold no file (an empty manifest is an error on Redshift)."""
+    """Write the COPY manifest naming exactly the files the commit records of the S3 day folders
+    `locations` list (their entries, concatenated) to
+    `<lake>/_warehouse/copy_manifests/<stage_table>/<manifest_name>` (default: a fresh uuid).
+    Returns (its s3 URI, the number of files); (None, 0) and nothing written when `locations` is
+    empty. A folder without a record raises CuratedRecordMissingError: a day is never loaded as
+    empty because its transform has not run."""
     WarehouseSession._check_stage_table(stage_table)
     entries: list[dict[str, Any]] = []
     manifest_bucket = manifest_root = None
     for location in locations:
+        entries.extend(s3_record_entries(s3_client, location))
         match = S3_LOCATION_PATTERN.match(location)
-        if not match or CURATED_MARKER not in "/" + match["key"]:
-            raise ValueError(f"Redshift COPY needs an s3://bucket/prefix/curated/... day folder; got {location!r}")
-        objects = parquet_objects(s3_client, match["bucket"], match["key"] + PARQUET_KEY_PREFIX)
-        entries.extend(
-            {"url": f"s3://{match['bucket']}/{key}", "mandatory": True, "meta": {"content_length": size}}
-            for key, size in objects
-        )
         manifest_bucket = match["bucket"]
         manifest_root = ("/" + match["key"]).split(CURATED_MARKER, 1)[0].strip("/")
     if not entries:
@@ -375,14 +415,13 @@ class RedshiftSession(WarehouseSession):
         self._cursor().executemany(sql, [_bind(name_or_sql, row)[1] for row in rows])
 
     def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
-        """ONE COPY of the part files committed under the day folders, through a manifest.
+        """ONE COPY of the files the day folders' commit records list, through one manifest.
 
-        The folders are listed first and exactly the `part-*.parquet` objects found are written
-        to a COPY manifest (`mandatory: true`, with the `content_length` Redshift requires for
-        parquet): what is loaded is what was listed, and a file vanishing in between fails the
-        COPY instead of silently loading less. No files at all: no COPY (an empty manifest is an
-        error on Redshift). The manifest is deleted after a successful COPY and kept on failure
-        for diagnosis (its URI is in the error).
+        Each day's record (itself a COPY manifest) is read and its files checked to exist with
+        their recorded size; the entries of all days go into one COPY manifest (`mandatory:
+        true`), so what is loaded is exactly what was committed, and a file vanishing in between
+        fails the COPY instead of silently loading less. The manifest is deleted after a
+        successful COPY and kept on failure for diagnosis (its URI is in the error).
         """
         manifest, count = write_copy_manifest(self.s3_client, stage_table, locations)
         if manifest is None:
@@ -428,6 +467,22 @@ class WarehouseResource(dg.ConfigurableResource, abc.ABC):
     @contextlib.contextmanager
     def session(self) -> Iterator[WarehouseSession]:
         """One connection, closed on exit."""
+
+    def load_days(self, session: WarehouseSession, lake_root: str, days: Sequence[dt.date]) -> Any:
+        """Replace `days` with their curated parquet; a `loader.LoadReport` (see loader.load_days).
+
+        The Data API warehouse overrides this (its report is a `DataApiLoadReport`).
+        """
+        from sales_assets.warehouse import loader  # loader imports this module
+
+        loader.ensure_schema(session)
+        return loader.load_days(session, lake_root, days)
+
+    def apply_statements(self, statements: Sequence[str], name: str = "sales") -> None:
+        """Run Redshift `statements` (no parameters) as ONE transaction: all or nothing."""
+        with self.session() as session, session.transaction():
+            for statement in statements:
+                session.execute(statement)
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -481,11 +536,66 @@ class DuckDBWarehouseResource(WarehouseResource):
                 time.sleep(LOCK_POLL_SECONDS)
 
 
+class RedshiftSecretError(RuntimeError):
+    """The Secrets Manager secret holding the Redshift credentials cannot be used.
+
+    The message names the secret (its ARN) and what is wrong, never a value from it.
+    """
+
+
+def read_redshift_secret(secrets_client: Any, secret_arn: str) -> dict[str, Any]:
+    """`username`, `password` (and `host`/`port` when present) of a Redshift secret.
+
+    The secret is the JSON Secrets Manager stores for Redshift (`{"username": ...,
+    "password": ..., "host": ..., "port": ...}`). Errors name the secret and the missing
+    keys; the secret's text never enters an exception (not even as a chained cause).
+    """
+    response, failure = None, None
+    try:
+        response = secrets_client.get_secret_value(SecretId=secret_arn)
+    except Exception as error:  # botocore ClientError: its message names the secret, not its value
+        failure = getattr(error, "response", {}).get("Error", {}).get("Code", type(error).__name__)
+    if failure is not None:
+        # Raised outside the except block: no __context__ chain to the original either.
+        raise RedshiftSecretError(f"could not read Redshift secret {secret_arn}: {failure}")
+    text = response.get("SecretString")
+    try:
+        values = json.loads(text) if text else None
+    except ValueError:
+        values = None  # json's error carries the document: drop it
+    if not isinstance(values, dict):
+        raise RedshiftSecretError(
+            f"Redshift secret {secret_arn} is not a JSON object with username and password (SecretString)"
+        )
+    missing = [key for key in ("username", "password") if not values.get(key)]
+    if missing:
+        raise RedshiftSecretError(f"Redshift secret {secret_arn} has no {' or '.join(missing)}")
+    out = {"user": str(values["username"]), "password": str(values["password"])}
+    if values.get("host"):
+        out["host"] = str(values["host"])
+    if values.get("port"):
+        out["port"] = int(values["port"])
+    return out
+
+
+def _scrub(text: str, secrets: Sequence[Optional[str]]) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
 class RedshiftWarehouseResource(WarehouseResource):
     """Amazon Redshift (provisioned or serverless) through redshift_connector.
 
-    Authentication: `password` when given (use dg.EnvVar; it is never logged), otherwise IAM
-    with `cluster_identifier` (provisioned) or `workgroup` (serverless).
+    Where: `host` (a cluster or Serverless workgroup endpoint), or with IAM auth just the
+    `cluster_identifier` (provisioned) or `workgroup` (Serverless).
+    Authentication, first that applies: `password` (use dg.EnvVar) with `user`;
+    `secret_arn`, a Secrets Manager secret whose JSON holds username and password (read at
+    each connect, its host/port used when `host` is unset); otherwise IAM
+    (redshift_connector `iam=True`) with `cluster_identifier` + `user` as db_user, or
+    `workgroup`. The password, whichever its source, never appears in repr, logs, metadata
+    or errors.
     """
 
     host: Optional[str] = Field(default=None, description="Endpoint host; optional with IAM auth.")
@@ -493,20 +603,39 @@ class RedshiftWarehouseResource(WarehouseResource):
     database: str = "dev"
     user: Optional[str] = Field(default=None, description="Database user (db_user with IAM auth).")
     password: Optional[str] = Field(default=None, repr=False, description="Use dg.EnvVar; never logged.")
+    secret_arn: Optional[str] = Field(
+        default=None, description="Secrets Manager secret (JSON username/password) to connect with."
+    )
     iam_role_arn: str = Field(description="Role Redshift assumes to COPY from S3.")
     region: str = "us-east-1"
     workgroup: Optional[str] = Field(default=None, description="Redshift Serverless workgroup (IAM auth).")
     cluster_identifier: Optional[str] = Field(default=None, description="Provisioned cluster id (IAM auth).")
 
     _s3_client: Any = PrivateAttr(default=None)
+    _secrets_client: Any = PrivateAttr(default=None)
 
     def connect_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for redshift_connector.connect (contains the password: do not log)."""
+        """Keyword arguments for redshift_connector.connect (contains the password: do not log).
+
+        With `secret_arn` this reads the secret (RedshiftSecretError when it is unusable).
+        """
+        if self.password and self.secret_arn:
+            raise ValueError("give the Redshift warehouse a password or a secret_arn, not both")
+        if self.workgroup and self.cluster_identifier:
+            raise ValueError("give the Redshift warehouse a workgroup or a cluster_identifier, not both")
         kwargs: dict[str, Any] = {"database": self.database, "port": self.port, "region": self.region}
         if self.host:
             kwargs["host"] = self.host
-        if self.password:
-            kwargs.update(user=self.user, password=self.password)
+        if self.password or self.secret_arn:
+            if self.password:
+                kwargs.update(user=self.user, password=self._password())
+            else:
+                credentials = read_redshift_secret(self._secrets(), self.secret_arn)
+                kwargs.update(user=credentials["user"], password=credentials["password"])
+                if not self.host and "host" in credentials:
+                    kwargs.update(host=credentials["host"], port=credentials.get("port", self.port))
+            if not kwargs.get("user") or not kwargs.get("host"):
+                raise ValueError("password authentication needs a user and a host (the cluster or workgroup endpoint)")
         elif self.workgroup:
             kwargs.update(iam=True, is_serverless=True, serverless_work_group=self.workgroup)
             if self.user:
@@ -514,8 +643,17 @@ class RedshiftWarehouseResource(WarehouseResource):
         elif self.cluster_identifier:
             kwargs.update(iam=True, cluster_identifier=self.cluster_identifier, db_user=self.user)
         else:
-            raise ValueError("Redshift warehouse needs a password, a workgroup or a cluster_identifier")
+            raise ValueError(
+                "Redshift warehouse needs a password, a secret_arn, a workgroup or a cluster_identifier"
+            )
         return kwargs
+
+    def _password(self) -> Optional[str]:
+        # Dagster resolves an EnvVar when it initializes the resource for a run; used outside a
+        # run (the CLI's `bi-grants --apply`) the field still holds the EnvVar, i.e. its name.
+        if isinstance(self.password, dg.EnvVar):
+            return self.password.get_value()
+        return self.password
 
     def _s3(self) -> Any:
         if self._s3_client is None:
@@ -524,22 +662,58 @@ class RedshiftWarehouseResource(WarehouseResource):
             self._s3_client = boto3.client("s3", region_name=self.region)
         return self._s3_client
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[RedshiftSession]:
+    def _secrets(self) -> Any:
+        if self._secrets_client is None:
+            import boto3
+
+            self._secrets_client = boto3.client("secretsmanager", region_name=self.region)
+        return self._secrets_client
+
+    def _connect(self) -> Any:
+        """An autocommit redshift_connector connection; ConnectionError without any secret."""
         import redshift_connector
 
         target = f"{self.host or self.workgroup or self.cluster_identifier}:{self.port}/{self.database}"
+        password, failure = self.password, None
         try:
-            connection = redshift_connector.connect(**self.connect_kwargs())
+            kwargs = self.connect_kwargs()
+            password = kwargs.get("password")
+            connection = redshift_connector.connect(**kwargs)
         except Exception as error:
-            # Re-raise without the connect arguments so no secret reaches logs or the UI.
-            raise ConnectionError(f"could not connect to Redshift {target}: {type(error).__name__}: {error}") from None
-        LOGGER.info("connected to Redshift %s as %s", target, self.user or "<iam>")
+            # Re-raised below, outside this block, without the connect arguments and with no
+            # cause or context chained, so no secret reaches logs or the UI; the message is
+            # scrubbed in case a driver ever echoes the password.
+            failure = _scrub(f"{type(error).__name__}: {error}", [password, self.password])
+        if failure is not None:
+            raise ConnectionError(f"could not connect to Redshift {target}: {failure}")
+        auth = "password" if self.password else "secret" if self.secret_arn else "iam"
+        LOGGER.info("connected to Redshift %s as %s (%s)", target, kwargs.get("user") or self.user or "<iam>", auth)
+        # Explicit BEGIN/COMMIT delimit a transaction; the load's staging COPYs and its checks
+        # run outside it.
+        connection.autocommit = True
+        return connection
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[RedshiftSession]:
+        connection = self._connect()
         try:
-            # Explicit BEGIN/COMMIT delimit the one load transaction; staging COPYs and checks
-            # run outside it.
-            connection.autocommit = True
             yield RedshiftSession(connection, self.iam_role_arn, self._s3())
+        finally:
+            connection.close()
+
+    def apply_statements(self, statements: Sequence[str], name: str = "sales") -> None:
+        """One transaction on a plain connection: no COPY, so no COPY role is needed."""
+        connection = self._connect()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("BEGIN")
+            try:
+                for statement in statements:
+                    cursor.execute(statement)
+            except BaseException:
+                cursor.execute("ROLLBACK")
+                raise
+            cursor.execute("COMMIT")
         finally:
             connection.close()
 
@@ -570,6 +744,26 @@ def _data_api_value(value: Any) -> str:
     if isinstance(value, (dt.date, int, Decimal, str)):
         return str(value.isoformat() if isinstance(value, dt.date) else value)
     raise TypeError(f"cannot bind {type(value).__name__} through the Data API")
+
+
+_DATA_API_PARSERS = {
+    "numeric": Decimal,
+    "decimal": Decimal,
+    "date": dt.date.fromisoformat,
+    "timestamp": dt.datetime.fromisoformat,
+    "timestamptz": dt.datetime.fromisoformat,
+}
+
+
+def _typed(value: Any, type_name: str) -> Any:
+    """A Data API string value as the Python type of its Redshift column (else unchanged)."""
+    parse = _DATA_API_PARSERS.get(type_name)
+    if parse is None or not isinstance(value, str):
+        return value
+    try:
+        return parse(value)
+    except (ValueError, ArithmeticError):
+        return value
 
 
 class RedshiftDataApiResource(dg.ConfigurableResource):
@@ -638,20 +832,33 @@ class RedshiftDataApiResource(dg.ConfigurableResource):
             request["Parameters"] = bound
         return self.wait(self.client().batch_execute_statement(**request)["Id"])
 
-    def query(self, sql: str, params: Optional[Mapping[str, Any]] = None) -> list[tuple]:
-        """Run one statement; its rows (values as the Data API types them), [] without a result set."""
+    def run(self, sql: str, params: Optional[Mapping[str, Any]] = None) -> dict:
+        """Run one statement (its own transaction); the final DescribeStatement response
+        (`ResultRows`: rows affected by DML, `HasResultSet`)."""
         request: dict[str, Any] = {**self.target(), "Sql": sql}
         bound = self.parameters([sql], params)
         if bound:
             request["Parameters"] = bound
-        description = self.wait(self.client().execute_statement(**request)["Id"])
+        return self.wait(self.client().execute_statement(**request)["Id"])
+
+    def query(self, sql: str, params: Optional[Mapping[str, Any]] = None) -> list[tuple]:
+        """Run one statement; its rows, [] without a result set.
+
+        Values come back as redshift_connector would return them where the column type says
+        so (numeric -> Decimal, date -> date, timestamp -> datetime; the Data API sends these
+        as strings), so the same reading code works on either path.
+        """
+        description = self.run(sql, params)
         if not description.get("HasResultSet"):
             return []
         rows: list[tuple] = []
         token = None
         while True:
             page = self.client().get_statement_result(Id=description["Id"], **({"NextToken": token} if token else {}))
-            rows.extend(tuple(self._field(f) for f in record) for record in page.get("Records", []))
+            types = [str(c.get("typeName") or "").lower() for c in page.get("ColumnMetadata") or []]
+            for record in page.get("Records", []):
+                values = [self._field(f) for f in record]
+                rows.append(tuple(_typed(v, types[i] if i < len(types) else "") for i, v in enumerate(values)))
             token = page.get("NextToken")
             if not token:
                 return rows
@@ -678,3 +885,92 @@ class RedshiftDataApiResource(dg.ConfigurableResource):
             if kind in field:
                 return field[kind]
         return None
+
+
+class DataApiSession(WarehouseSession):
+    """Reads (and single auto-committed statements) through the Data API, for the checks,
+    the reporting views and the dashboard.
+
+    Each Data API statement runs in its own database session, so nothing that needs a
+    session across statements is offered: no staging (temporary tables would vanish) and no
+    multi-statement transaction; the day load goes through `load_days_with_data_api`
+    (`RedshiftDataApiWarehouseResource.load_days`), whose batches are transactions.
+    """
+
+    engine = "redshift_data_api"
+
+    def __init__(self, data_api: RedshiftDataApiResource):
+        self.data_api = data_api
+
+    @staticmethod
+    def _sql(name: str) -> str:
+        return transpile.redshift_sql(name) if transpile.SQL_NAME_PATTERN.match(name) else name
+
+    def execute(self, name_or_sql: str, params: Optional[Mapping[str, Any]] = None) -> list[tuple]:
+        name, bound = _bind(name_or_sql, params)
+        return self.data_api.query(self._sql(name), bound)
+
+    def execute_count(self, name_or_sql: str, params: Optional[Mapping[str, Any]] = None) -> int:
+        name, bound = _bind(name_or_sql, params)
+        return max(int(self.data_api.run(self._sql(name), bound).get("ResultRows") or 0), 0)
+
+    def executemany(self, name_or_sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.execute_count(name_or_sql, row)
+
+    def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
+        raise NotImplementedError(
+            "the Data API cannot stage: its temporary tables end with each statement; "
+            "load days with RedshiftDataApiWarehouseResource.load_days (one batch per day range)"
+        )
+
+    def _unsupported(self) -> None:
+        raise NotImplementedError(
+            "the Data API runs no transaction across calls; use RedshiftDataApiResource.execute_batch"
+        )
+
+    def _begin(self) -> None:
+        self._unsupported()
+
+    def _commit(self) -> None:
+        self._unsupported()
+
+    def _rollback(self) -> None:
+        self._unsupported()
+
+
+class RedshiftDataApiWarehouseResource(WarehouseResource):
+    """The aws warehouse through the Redshift Data API: no network path to the cluster needed.
+
+    `load_days` replaces the days with `warehouse.data_api_load.load_days_with_data_api`
+    (one BatchExecuteStatement, i.e. one transaction, per run of days); `session()` yields a
+    `DataApiSession` for the reads after it (asset checks, reporting views, dashboard), which
+    return the same Python types as the connection path. `apply_statements` is one batch.
+    Authentication is the `data_api` resource's: a Secrets Manager secret ARN, or IAM.
+    """
+
+    data_api: RedshiftDataApiResource
+    iam_role_arn: str = Field(description="Role Redshift assumes to COPY from S3.")
+
+    _s3_client: Any = PrivateAttr(default=None)
+
+    def _s3(self) -> Any:
+        if self._s3_client is None:
+            import boto3
+
+            self._s3_client = boto3.client("s3", region_name=self.data_api.region)
+        return self._s3_client
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[DataApiSession]:
+        self.data_api.target()  # a misconfiguration fails before any work
+        yield DataApiSession(self.data_api)
+
+    def load_days(self, session: WarehouseSession, lake_root: str, days: Sequence[dt.date]) -> Any:
+        """Replace `days` through Data API batches; a `data_api_load.DataApiLoadReport`."""
+        from sales_assets.warehouse.data_api_load import load_days_with_data_api  # imports this module
+
+        return load_days_with_data_api(self.data_api, self._s3(), lake_root, days, self.iam_role_arn)
+
+    def apply_statements(self, statements: Sequence[str], name: str = "sales") -> None:
+        self.data_api.execute_batch(list(statements), name=name)

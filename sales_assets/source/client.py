@@ -7,6 +7,8 @@ What a caller may rely on:
 - `Page.jsonl_bytes()` is the landing file body: one line per order, each line the
   record's JSON text exactly as received (re-serialized losslessly only when the server
   pretty-printed it across lines), so numbers never pass through a binary float.
+  `Page.record_count` and `Page.line_units` come from a quick parse (orjson, when
+  installed, over the usual compact layout); `Page.records` is parsed exactly on first use.
 - 429, 5xx, 408, connection errors, timeouts and unparseable bodies are retried with
   exponential backoff and jitter; exhausted retries raise `SourceTransientError`.
   Retry-After (seconds or HTTP-date) is honoured, but never below the backoff (so
@@ -33,6 +35,11 @@ import requests
 
 from sales_assets.source import contract
 
+try:
+    import orjson
+except ImportError:  # the Lambda zip vendors only requests: the exact path below serves it alone
+    orjson = None
+
 URL_ENV_VAR = "SALES_SOURCE_URL"
 TOKEN_ENV_VAR = "SALES_SOURCE_TOKEN"
 DEFAULT_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds
@@ -51,6 +58,15 @@ _TRANSIENT_EXCEPTIONS = (
     requests.exceptions.ContentDecodingError,
 )
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+# The usual page layout: `data` first, items compact objects separated by bare commas.
+_DATA_FIRST = re.compile(rb"[ \t\n\r]*\{[ \t\n\r]*\"data\"[ \t\n\r]*:[ \t\n\r]*\[[ \t\n\r]*")
+_JSON_SPACE = b" \t\n\r"
+# Items usually share their first key ("order_id") and nested objects rarely have it
+# first: "," followed by that key is where an item most likely ends.
+_FIRST_KEY = re.compile(rb'\{"[^"\\]*"[ \t\n\r]*:')
+_ITEM_END = re.compile(rb"[,\]]")
+# Failed parses (texts cut inside an item) a page may cost before the exact parser takes it.
+_MAX_MISSES = 1000
 
 
 class SourceError(Exception):
@@ -87,36 +103,130 @@ class _InvalidResponse(ValueError):
     """A 200 whose body is not the contract's JSON (retried like a 5xx)."""
 
 
-@dataclass(frozen=True)
 class Page:
     """One page of a day's listing.
 
     `number` is 1-based; `records` are the parsed orders (JSON values, fractional numbers
-    as exact `contract.JsonNumber` Decimals); `body_lines` holds one JSON text per record
-    (no newline), aligned with `records`; `body` is the response body as received;
-    `cursor` is the cursor this page was requested with (None for page 1).
+    as exact `contract.JsonNumber` Decimals), parsed from `body_lines` on first access;
+    `body_lines` holds one JSON text per record (no newline), aligned with `records`; `body`
+    is the response body as received; `cursor` is the cursor this page was requested with
+    (None for page 1). `record_count` and `line_units` never need `records` parsed.
     """
 
-    number: int
-    records: list[Any]
-    body_lines: tuple[bytes, ...]
-    next_cursor: str | None
-    as_of: str | None
-    cursor: str | None
-    body: bytes
+    __slots__ = ("number", "_records", "body_lines", "next_cursor", "as_of", "cursor", "body", "_line_units")
+
+    def __init__(self, number: int, records: list[Any] | None, body_lines: tuple[bytes, ...],
+                 next_cursor: str | None, as_of: str | None, cursor: str | None, body: bytes,
+                 line_units: int | None = None) -> None:
+        self.number = number
+        self._records = records  # None: parse body_lines exactly when asked
+        self.body_lines = body_lines
+        self.next_cursor = next_cursor
+        self.as_of = as_of
+        self.cursor = cursor
+        self.body = body
+        self._line_units = line_units
+
+    def __repr__(self) -> str:
+        return f"Page(number={self.number}, records={self.record_count}, next_cursor={self.next_cursor!r})"
+
+    @property
+    def records(self) -> list[Any]:
+        if self._records is None:
+            self._records = [contract.loads_exact(line) for line in self.body_lines]
+        return self._records
 
     def jsonl_bytes(self) -> bytes:
         """The landing file's bytes: each record's JSON text followed by a newline."""
-        return b"".join(line + b"\n" for line in self.body_lines)
+        return b"\n".join(self.body_lines) + b"\n" if self.body_lines else b""
 
     @property
     def record_count(self) -> int:
-        return len(self.records)
+        return len(self.body_lines)
 
     @property
     def line_units(self) -> int:
         """Line units of the page's records (the manifest's `lines`)."""
-        return sum(contract.line_units(record) for record in self.records)
+        if self._line_units is None:
+            self._line_units = sum(contract.line_units(record) for record in self.records)
+        return self._line_units
+
+
+def split_compact_page(body: bytes) -> tuple[dict[str, Any], list[bytes], int] | None:
+    """The fast path of `split_page_body` for the usual layout, or None when it does not apply.
+
+    Applies when orjson is installed, `data` is the first key and its items are objects
+    on one line each, separated by bare commas (what the demo source and most servers send).
+    Returns the top-level fields except `data`, each item's exact bytes from the body, and
+    the items' line units.
+
+    An item ends before "," and the first key of the page's first item (where that fails,
+    before any "," or "]") where the text since the item's start parses on its own as one
+    JSON value: a parser reading the whole body ends the item at exactly one place and no
+    shorter text is a complete value, so the first such place is the item's end. Any doubt
+    (a line break, a number orjson cannot hold, too many misses: blanks between items or
+    items unlike the first) returns None, and the caller uses the exact parser, which
+    accepts all JSON.
+    """
+    if orjson is None:
+        return None
+    opening = _DATA_FIRST.match(body)
+    if opening is None:
+        return None
+    start = end = opening.end()
+    lines: list[bytes] = []
+    units = 0
+    misses = 0
+    loads, line_units, find = orjson.loads, contract.line_units, body.find
+    if not body.startswith(b"]", start):
+        first_key = _FIRST_KEY.match(body, start)
+        boundary_text = b"," + (first_key.group() if first_key else b"{")
+        item_start = start
+        closed = False
+        while not closed:
+            boundary = find(boundary_text, item_start)
+            if boundary >= 0:
+                text = body[item_start:boundary]
+                try:
+                    units += line_units(loads(text))
+                except orjson.JSONDecodeError:
+                    misses += 1
+                else:
+                    # orjson skips blanks around a value; the landed line is the value's text alone.
+                    lines.append(text.strip(_JSON_SPACE))
+                    item_start = boundary + 1
+                    continue
+            # Items unlike the first before the boundary, or the last items: each ends at
+            # the first "," or "]" before which its text parses.
+            for match in _ITEM_END.finditer(body, item_start):
+                text = body[item_start:match.start()]
+                try:
+                    units += line_units(loads(text))
+                except orjson.JSONDecodeError:
+                    misses += 1
+                    if misses > _MAX_MISSES:
+                        return None
+                    continue
+                lines.append(text.strip(_JSON_SPACE))
+                item_start = match.end()
+                if match.group() == b"]":
+                    end, closed = match.start(), True
+                    break
+                if 0 <= boundary < item_start:
+                    break  # past the boundary: back to the quick search
+            else:
+                return None
+        if find(b"\n", start, end) >= 0 or find(b"\r", start, end) >= 0:
+            return None  # pretty-printed items are re-serialized on one line by the exact path
+    try:
+        # The envelope with an empty data array, read exactly: it checks everything after
+        # the items, and its few numbers never pass through a float.
+        fields = contract.loads_exact(body[:start] + body[end:])
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.pop("data", None) != []:
+        return None
+    return fields, lines, units
 
 
 def split_page_body(body: bytes) -> tuple[dict[str, Any], list[tuple[Any, bytes]]]:
@@ -417,7 +527,15 @@ class SalesSourceClient:
 
 
 def _parse_page(body: bytes, number: int, cursor: str | None) -> Page:
-    fields, items = split_page_body(body)
+    compact = split_compact_page(body)
+    if compact is not None:
+        fields, lines, units = compact
+        records = None
+    else:
+        fields, items = split_page_body(body)
+        records = [value for value, _line in items]
+        lines = [line for _value, line in items]
+        units = None
     if "next_cursor" not in fields:
         raise _InvalidResponse("body has no next_cursor")
     next_cursor = fields["next_cursor"]
@@ -426,10 +544,11 @@ def _parse_page(body: bytes, number: int, cursor: str | None) -> Page:
     as_of = fields.get("as_of")
     return Page(
         number=number,
-        records=[value for value, _line in items],
-        body_lines=tuple(line for _value, line in items),
+        records=records,
+        body_lines=tuple(lines),
         next_cursor=next_cursor,
         as_of=as_of if isinstance(as_of, str) else None,
         cursor=cursor,
         body=body,
+        line_units=units,
     )

@@ -2,7 +2,9 @@
 
 Checks, evaluated in the same step right after the job: reconciliation with the raw
 manifest (blocking), the quarantine rate under ``SALES_QUARANTINE_RATE_MAX`` (warn) and
-the day's order volume near the trailing average of the previous days (warn).
+the day's order volume near the trailing average of the previous days (warn). Curated days
+are read through their commit records (``LakeResource.curated_files``): a day the job did not
+commit fails the reconciliation check with the reason, it is never counted as zero rows.
 """
 
 import datetime as dt
@@ -18,6 +20,7 @@ from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.etl import EtlResource
 from sales_assets.resources.lake import LakeResource
 from sales_assets.settings import load_settings
+from sales_assets.transform import curated_manifest
 
 CURATE_SCRIPT = "curate_sales_orders.py"
 CURATED_TABLES = ("order_lines", "quarantine", "dim_customer", "dim_product")
@@ -37,8 +40,23 @@ _DESCRIPTIONS = {
 }
 
 
-def curated_prefix(table: str, day: dt.date) -> str:
-    return f"curated/{table}/order_date={day.isoformat()}/"
+def summary_row_count(lake: LakeResource, table: str, day: dt.date) -> int:
+    """Rows the day's commit record lists, 0 when the day has no record (a summary printed after
+    a failed run); loads and checks must not use this, they fail on a missing record."""
+    try:
+        return lake.curated_row_count(table, day)
+    except curated_manifest.CuratedRecordMissingError:
+        return 0
+
+
+def committed_row_count(lake: LakeResource, table: str, day: dt.date, problems: list[str]) -> int | None:
+    """Rows the day's commit record lists, or None with the reason appended to ``problems``."""
+    try:
+        return lake.curated_row_count(table, day)
+    except (curated_manifest.CuratedRecordMissingError, curated_manifest.CuratedFileMissingError,
+            curated_manifest.CuratedRecordError) as error:
+        problems.append(str(error))
+        return None
 
 
 def metadata_value(result: dg.MaterializeResult, name: str):
@@ -176,10 +194,15 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
     manifests = {day: read_manifest(lake, day) for day in days}
     for day in days:
         key = day.isoformat()
-        curated_rows = lake.parquet_row_count(curated_prefix("order_lines", day))
-        quarantine_rows = lake.parquet_row_count(curated_prefix("quarantine", day))
+        # A missing record after a successful job is a failed check naming it, not a crash.
+        record_problems: list[str] = []
+        curated_rows = committed_row_count(lake, "order_lines", day, record_problems)
+        quarantine_rows = committed_row_count(lake, "quarantine", day, record_problems)
         manifest = manifests[day]
-        problems += reconcile(key, manifest, figures_by_day.get(key), curated_rows, quarantine_rows)
+        if record_problems:
+            problems += record_problems
+        else:
+            problems += reconcile(key, manifest, figures_by_day.get(key), curated_rows, quarantine_rows)
         compared[key] = {
             "manifest_lines": manifest["line_count"] if manifest else None,
             **(figures_by_day.get(key) or {}),
@@ -233,9 +256,10 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
 
 
 def curated_day_figures(lake: LakeResource, day: dt.date) -> tuple[int, Decimal]:
-    """(lines, sum of net) of a day's curated order lines as they stand in the lake."""
-    table = lake.read_parquet(curated_prefix("order_lines", day))
-    if table is None or table.num_rows == 0:
+    """(lines, sum of net) of a day's committed curated order lines (exactly the files its record
+    lists); CuratedRecordMissingError when the day was never curated."""
+    table = lake.read_curated("order_lines", day)
+    if table.num_rows == 0:
         return 0, Decimal("0.00")
     total = pc.sum(table.column("net")).as_py()
     return table.num_rows, Decimal(total).quantize(Decimal("0.01"))

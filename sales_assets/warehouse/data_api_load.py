@@ -4,7 +4,7 @@ any caller without a connection to the cluster.
 The Data API runs each BatchExecuteStatement in its own session as ONE transaction, and a
 temporary table lives only as long as its session, so a day batch holds everything that
 replaces its days: the staging tables, one COPY per curated table (through a manifest listing
-exactly the committed part files), the delete of each day's fact rows and quarantine counts,
+exactly the files the days' commit records `curated/<table>/order_date=D/_manifest.json` list), the delete of each day's fact rows and quarantine counts,
 the inserts from staging and the dimension upserts (MERGE). Anything failing rolls the whole
 batch back: the warehouse keeps the previous copy of every day of that batch.
 
@@ -17,8 +17,10 @@ Callers may rely on:
   year (the year's dim_date rows replaced), then one batch per `MAX_DAYS_PER_BATCH` days.
 - A day batch's COPYs read `manifest_uri(lake_root, stage_table, days)`, a name fixed by the
   days, so the statements can be exported ahead of time; `write_day_manifests` writes those
-  manifests (and says which curated tables have files: a COPY of an empty manifest fails
-  on Redshift, so the batch must be built with `staged_tables` = those tables).
+  manifests from the days' commit records (every record lists at least one file, an empty day
+  a schema-only one, so every table is COPYd; `staged_tables` remains for callers that build
+  batches for a subset). A day without a record raises `CuratedRecordMissingError` before any
+  batch runs: it is never loaded as an empty day.
 - `load_days_with_data_api` does both against S3 and a `RedshiftDataApiResource`; on a
   failed batch it raises `WarehouseLoadError` with the rows of SYS_LOAD_ERROR_DETAIL for
   the failed statement, and keeps that batch's manifests for diagnosis.
@@ -207,7 +209,9 @@ def day_load_statements(
 
 
 def write_day_manifests(s3_client: Any, lake_root: str, days: Sequence[dt.date]) -> dict[str, int]:
-    """Write the COPY manifests of one day batch; curated table -> files listed (0: none, no manifest)."""
+    """Write the COPY manifests of one day batch from the days' commit records; curated table ->
+    files listed. CuratedRecordMissingError / CuratedFileMissingError name a day not curated or
+    a listed file gone; nothing is written for a table whose record failed."""
     counts = {}
     for table, stage in loader.STAGES.items():
         locations = [loader.curated_day_location(lake_root, table, day) for day in days]

@@ -9,8 +9,12 @@ Callers may rely on:
   previous fact rows and quarantine counts are deleted and the staged curated lines and
   quarantine counts (per reason) inserted, dimensions upserted with MERGE (latest
   `updated_at` wins), calendar years of the days replaced. Any failure rolls the whole
-  transaction back, so any number of re-runs leaves exactly one copy of a day. A day folder
-  without parquet files (zero valid lines) still replaces the day, with nothing.
+  transaction back, so any number of re-runs leaves exactly one copy of a day. Each curated
+  table-day is read through its commit record (`curated/<table>/order_date=D/_manifest.json`,
+  `sales_assets.transform.curated_manifest`): exactly the files it lists, never whatever the
+  folder holds. A day whose record lists zero rows (no valid lines) replaces the day with
+  nothing; a day without a record raises `CuratedRecordMissingError` (run the transform) before
+  anything in the warehouse changes, never an empty load.
 - `fact_figures`, `duplicate_fact_keys`, `orphan_fact_rows` are read-only and work on a
   read-only session.
 """
@@ -55,14 +59,14 @@ class LoadReport:
     `rows_inserted` counts rows written per warehouse table (dimension rows merged, i.e. new
     or at least as new as the held row; dim_date counts every calendar row replaced;
     quarantine_daily counts (day, reason) rows); `lines_per_day` is the fact rows now
-    held for each loaded day; `days_without_files` lists days whose curated order_lines folder
-    held no parquet file (replaced by nothing).
+    held for each loaded day; `days_without_lines` lists days whose committed curated
+    order_lines hold no row (replaced by nothing).
     """
 
     days: tuple[dt.date, ...]
     rows_inserted: dict[str, int]
     lines_per_day: dict[dt.date, int]
-    days_without_files: tuple[dt.date, ...]
+    days_without_lines: tuple[dt.date, ...]
 
 
 def ensure_schema(session: WarehouseSession) -> None:
@@ -119,18 +123,12 @@ def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]
     ensure_schema(session)
 
     # Staging happens before the transaction: a COPY/read failure leaves the warehouse untouched.
-    files_per_stage: dict[str, int] = {}
-    days_without_files = []
+    # One stage call per table with every day's folder: the session reads each day's record
+    # (a missing one fails here, before the transaction) and stages exactly the listed files.
     for table, stage in STAGES.items():
         session.execute(f"drop_{stage}")
         session.execute(stage)
-        files = 0
-        for day in days:
-            count = session.stage_parquet(stage, [curated_day_location(lake_root, table, day)])
-            if table == "order_lines" and count == 0:
-                days_without_files.append(day)
-            files += count
-        files_per_stage[stage] = files
+        session.stage_parquet(stage, [curated_day_location(lake_root, table, day) for day in days])
 
     staged_per_day: dict[dt.date, int] = {}
     for table, statement in DAY_CHECKED_STAGES.items():
@@ -173,7 +171,7 @@ def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]
         days=days,
         rows_inserted=inserted,
         lines_per_day={day: staged_per_day.get(day, 0) for day in days},
-        days_without_files=tuple(days_without_files),
+        days_without_lines=tuple(day for day in days if not staged_per_day.get(day)),
     )
 
 

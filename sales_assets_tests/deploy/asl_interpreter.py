@@ -20,12 +20,18 @@ class TaskError(Exception):
 
 
 def get_path(data, path: str, context: Mapping):
+    """``$.a.b[2].c`` (dots and literal array indexes, the subset the export uses); KeyError if absent."""
     root, rest = (context, path[2:]) if path.startswith("$$") else (data, path[1:])
     value = root
     for part in [p for p in rest.split(".") if p]:
-        if not isinstance(value, Mapping) or part not in value:
+        name, _, indexes = part.partition("[")
+        if not isinstance(value, Mapping) or name not in value:
             raise KeyError(path)
-        value = value[part]
+        value = value[name]
+        for index in (int(i) for i in indexes.rstrip("]").split("][") if i) if indexes else ():
+            if not isinstance(value, list) or not -len(value) <= index < len(value):
+                raise KeyError(path)
+            value = value[index]
     return value
 
 

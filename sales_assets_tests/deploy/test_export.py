@@ -85,7 +85,8 @@ def test_cfn_lint_accepts_the_template(exported):
 def test_every_task_has_timeout_retry_and_catch(exported):
     machine = json.loads(exported.asl_path.read_text())
     tasks = [(n, s) for n, s in _all_states(machine) if s["Type"] == "Task"]
-    assert len(tasks) == 7  # lambda, crawler start+get, glue job, redshift batch+describe, sns
+    # lambda, crawler start+get, glue job, redshift batch+describe, row count+putMetricData, sns
+    assert len(tasks) == 9
     for name, state in tasks:
         assert state["TimeoutSeconds"] > 0, name
         assert state["Retry"], name
@@ -119,7 +120,12 @@ def test_template_wires_every_placeholder_and_guards_the_bucket(exported):
             "AWS::Glue::Database", "AWS::Events::Rule", "AWS::SNS::Topic", "AWS::CloudWatch::Alarm"} <= types
     assert resources["CurateJob"]["Properties"]["Command"]["ScriptLocation"]["Fn::Sub"].startswith("s3://")
     alarms = {r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert {"ExecutionsFailed", "QuarantinedLines", "Rows"} <= alarms
+    assert {"ExecutionsFailed", "ExecutionsTimedOut", "QuarantinedLines", "Rows"} <= alarms
+    no_rows = resources["NoRowsAlarm"]["Properties"]
+    # "No rows loaded in 26 h": hourly periods, every one without a Rows >= 1 datapoint breaching.
+    assert (no_rows["Period"] * no_rows["EvaluationPeriods"], no_rows["DatapointsToAlarm"]) == (26 * 3600, 26)
+    assert no_rows["TreatMissingData"] == "breaching" and no_rows["Namespace"] == {"Ref": "MetricsNamespace"}
+    assert machine["DefinitionSubstitutions"]["MetricsNamespace"] == {"Ref": "MetricsNamespace"}
     # Step Functions may call exactly what its states call, nothing more.
     policy = resources["StateMachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     actions = {a for s in policy for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}

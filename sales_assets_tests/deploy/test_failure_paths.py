@@ -3,7 +3,8 @@
 Risk guarded: the bugs of the public reference state machines coming back — a crawler loop
 that treats READY as success and passes a FAILED or CANCELLED crawl, a Redshift poll that
 spins forever (or succeeds) on ABORTED, a Glue job or Lambda failure that ends the execution
-without the SNS alert — and a happy path that never reaches the end.
+without the SNS alert — a happy path that never reaches the end, and a load whose row count
+never reaches CloudWatch (the "no rows loaded" alarm would then fire every day).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import pytest
 
 from sales_assets.definitions import defs
 from sales_assets.deploy import asl
+from sales_assets.resources import metrics
 from sales_assets_tests.deploy.asl_interpreter import Execution, TaskError
 
 DAY = {"order_date": "2026-11-20", "results": {}}
 SNS = "arn:aws:states:::sns:publish"
+LOADED_ROWS = 42
 
 
 @pytest.fixture(scope="module")
@@ -24,9 +27,15 @@ def day_machine():
 
 
 def scripted(crawls=("RUNNING", ("READY", "SUCCEEDED")), statements=("STARTED", "FINISHED"), glue_error=None,
-             lambda_error=None):
-    """A responder: crawler states and Redshift statuses are consumed in order, one per poll."""
+             lambda_error=None, metric_error=None):
+    """A responder: crawler states and Redshift statuses are consumed in order, one per poll.
+
+    Once the statuses are used up, describeStatement keeps answering the last one; a FINISHED
+    batch carries SubStatements as the Data API returns them, ResultRows per statement.
+    """
     crawls, statements = list(crawls), list(statements)
+    fact_index = asl.fact_insert_index(asl.redshift_day_load_sqls())
+    last = [None]
 
     def respond(name: str, resource: str, params: dict) -> dict:
         if resource.endswith("lambda:invoke"):
@@ -47,7 +56,19 @@ def scripted(crawls=("RUNNING", ("READY", "SUCCEEDED")), statements=("STARTED", 
         if resource.endswith("batchExecuteStatement"):
             return {"Id": "stmt-1"}
         if resource.endswith("describeStatement"):
-            return {"Id": params["Id"], "Status": statements.pop(0)}
+            last[0] = statements.pop(0) if statements else last[0]
+            response = {"Id": params["Id"], "Status": last[0]}
+            if last[0] == "FINISHED":
+                response["SubStatements"] = [
+                    {"Id": f"{params['Id']}:{i + 1}", "Status": "FINISHED",
+                     "ResultRows": LOADED_ROWS if i == fact_index else 0}
+                    for i in range(len(asl.redshift_day_load_sqls()))
+                ]
+            return response
+        if resource.endswith("cloudwatch:putMetricData"):
+            if metric_error:
+                raise TaskError(metric_error)
+            return {}
         if resource == SNS:
             return {"MessageId": "m-1"}
         raise AssertionError(f"unexpected task {name} {resource}")
@@ -66,12 +87,39 @@ def test_happy_path_runs_every_step_and_sends_no_alert(day_machine):
     assert outcome == "Succeeded"
     assert SNS not in [r for _, r, _ in run.calls]
     assert resources(run) == ["lambda:invoke", "startCrawler", "getCrawler", "getCrawler", "glue:startJobRun.sync",
-                              "batchExecuteStatement", "describeStatement", "describeStatement"]
+                              "batchExecuteStatement", "describeStatement", "describeStatement",
+                              "describeStatement", "putMetricData"]
     assert run.waits == 4  # two crawler polls, two statement polls
-    assert output["results"]["WarehouseTables"]["Status"] == "FINISHED"
+    assert output["results"]["WarehouseTables"] == {"Id": "stmt-1", "Status": "FINISHED", "Rows": LOADED_ROWS}
     # The Glue job gets the partition date from the execution input, as the script expects it.
     glue = next(p for _, r, p in run.calls if r.endswith("startJobRun.sync"))
     assert glue["Arguments"]["--order_date"] == "2026-11-20" and glue["Arguments"]["--lake_root"] == "${LakeRoot}"
+
+
+def test_loaded_rows_are_put_as_the_pipeline_rows_metric(day_machine):
+    # The same namespace, name and dimensions MetricsResource puts, so the template's alarm sees it.
+    run = Execution(scripted())
+    run.run(day_machine, DAY)
+    put = next(p for _, r, p in run.calls if r.endswith("cloudwatch:putMetricData"))
+    assert put["Namespace"] == "${MetricsNamespace}"
+    [datum] = put["MetricData"]
+    assert datum["MetricName"] == metrics.METRIC_ROWS and datum["Value"] == LOADED_ROWS
+    assert datum["Dimensions"] == [{"Name": metrics.DIMENSION_ASSET, "Value": "warehouse/fact_sales"},
+                                   {"Name": metrics.DIMENSION_STAGE, "Value": "warehouse"}]
+
+
+def test_rows_are_not_published_before_the_batch_finished(day_machine):
+    # An ABORTED batch must not put a row count (the alarm would read a partial load as loaded).
+    run = Execution(scripted(statements=("STARTED", "ABORTED")))
+    run.run(day_machine, DAY)
+    assert "putMetricData" not in resources(run)
+
+
+def test_metric_put_failure_alerts_and_fails(day_machine):
+    run = Execution(scripted(metric_error="CloudWatch.CloudWatchException"))
+    outcome, _ = run.run(day_machine, DAY)
+    assert outcome == ("Failed", "SalesPipelineFailed")
+    assert resources(run)[-2:] == ["putMetricData", "sns:publish"]
 
 
 @pytest.mark.parametrize("status", ["FAILED", "CANCELLED"])

@@ -4,18 +4,17 @@ Spark, and committed raw manifests written straight into a lake folder."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from sales_assets.ingest.landing import manifest_key
 from sales_assets.resources.etl import EtlResource
 from sales_assets.resources.lake import LocalLakeResource
-from sales_assets.transform.assets import CURATED_KEYS, curated_prefix
+from sales_assets.transform import curated_manifest
+from sales_assets.transform.assets import CURATED_KEYS
 
 
 class _Completed:
@@ -49,10 +48,10 @@ class RecordingEtl(EtlResource):
         day = first
         while day <= last:
             for table, rows in (("order_lines", self.curated_lines), ("quarantine", self.quarantine_lines)):
-                if rows:
-                    buffer = io.BytesIO()
-                    pq.write_table(pa.table({"net": [1.0] * rows}), buffer)
-                    lake.write_bytes(curated_prefix(table, day) + "part-0.parquet", buffer.getvalue())
+                # Committed like the Glue job commits (files, then the record); zero rows is a
+                # schema-only file.
+                frame = pa.table({"net": pa.array([1.0] * rows, pa.float64())})
+                curated_manifest.commit_day(lake, table, day, [frame])
             figures[day.isoformat()] = {
                 "raw_lines": self.curated_lines + self.quarantine_lines,
                 "curated_lines": self.curated_lines,

@@ -1,57 +1,112 @@
-"""Guards fault 15's narrowest window: the Glue script swaps a local curated partition with two
-renames (old partition -> ``_tmp_<uuid>/_replaced``, staged -> target). A process killed
-between them leaves no ``order_date=D`` folder at all, and the loader reads a missing folder
-as an empty day, so a warehouse load before the transform is re-run would replace a loaded day
-by zero rows. Found by this suite; the fix belongs in glue_scripts/ (restore an orphaned
-``_replaced`` whose target is missing before anything reads or writes the table, or a swap
-that never leaves the target absent) or in the loader (refuse a missing day folder), hence
-xfail(strict) until it lands."""
+"""Guards fault 15's narrowest windows: the Glue script commits a curated table-day in steps
+(staged files moved into the day folder under run-unique names, the `_manifest.json` record
+written last, then every unlisted file and staging folder deleted). A process killed after any
+one of those steps must leave readers either the previous day or the new one, whole: never an
+empty day (the old two-rename swap left no folder, which the loader read as an empty day), nor
+both copies. The re-run must converge and leave no stale file. Runs the script's own
+`commit_day` on a local lake (no Spark: the steps are plain file operations), killing it with
+a BaseException the script's cleanup does not catch, as SIGKILL would."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.warehouse import DuckDBWarehouseResource
 from sales_assets.warehouse import loader
+from sales_assets_tests.glue_scripts.conftest import load_script
 from sales_assets_tests.warehouse.curated_builders import (
-    day_folder,
+    DIM_CUSTOMER_SCHEMA,
+    DIM_PRODUCT_SCHEMA,
+    ORDER_LINES_SCHEMA,
+    QUARANTINE_SCHEMA,
+    dims_from_lines,
     expected_figures,
     make_line,
     write_curated_day,
 )
 
 DAY = dt.date(2026, 11, 20)
-TABLES = ("order_lines", "dim_customer", "dim_product")
+OLD = [make_line("O-1", 1, DAY, quantity=2, unit_price="9.99"), make_line("O-2", 1, DAY)]
+NEW = [make_line("O-1", 1, DAY, quantity=3, unit_price="9.99"), make_line("O-3", 1, DAY, unit_price="7.25")]
 
 
-def kill_between_the_two_renames(lake_root, table):
-    """The state write_day leaves when killed after moving the old partition aside."""
-    staging = lake_root / "curated" / table / "_tmp_killed0000"
-    staging.mkdir(parents=True)
-    shutil.move(str(day_folder(lake_root, table, DAY)), str(staging / "_replaced"))
-    shutil.copytree(staging / "_replaced", staging / f"order_date={DAY}")  # the staged new copy
+@pytest.fixture(scope="module")
+def curate():
+    return load_script()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "glue_scripts/curate_sales_orders.py write_day: a kill between its two renames leaves no curated "
-    "partition, which the loader loads as an empty day (no recovery of _tmp_*/_replaced on start)"))
-def test_a_kill_between_the_swap_renames_never_empties_a_loaded_day(tmp_path):
-    lake_root = tmp_path / "lake"
-    lines = [make_line("O-1", 1, DAY, quantity=2, unit_price="9.99"), make_line("O-2", 1, DAY)]
-    write_curated_day(lake_root, DAY, lines)
-    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb"), lock_timeout_seconds=0)
+def stage_day(lake_root: Path, lines: list[dict], run_id: str) -> dict[str, str]:
+    """What Spark leaves in each table's staging folder before the commit: table -> staging key."""
+    customers, products = dims_from_lines(lines)
+    staged = {}
+    for table, rows, schema in (("order_lines", lines, ORDER_LINES_SCHEMA), ("dim_customer", customers, DIM_CUSTOMER_SCHEMA),
+                                ("dim_product", products, DIM_PRODUCT_SCHEMA), ("quarantine", [], QUARANTINE_SCHEMA)):
+        key = f"curated/{table}/order_date={DAY}/_staging_{run_id}"
+        folder = lake_root / key
+        folder.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / f"part-00000-{run_id}-c000.snappy.parquet")
+        (folder / "_SUCCESS").write_bytes(b"")
+        staged[table] = key
+    return staged
+
+
+def commit_all(curate, lake_root: Path, staged: dict[str, str], run_id: str, kill_after: int | None) -> bool:
+    """Commit every staged table, each killed after its `kill_after`-th step; True if none was."""
+    lake = curate.Lake(str(lake_root))
+    killed = False
+    for table, key in staged.items():
+        steps = []
+
+        def on_step(name, steps=steps):
+            steps.append(name)
+            if len(steps) == kill_after:
+                raise curate.CommitInterrupted(name)
+
+        try:
+            curate.commit_day(curate.LocalFiles(lake), lake, table, DAY.isoformat(), key, run_id, on_step)
+        except curate.CommitInterrupted:
+            killed = True
+    return killed
+
+
+def loaded_figures(warehouse: DuckDBWarehouseResource, lake_root: Path):
     with warehouse.session() as session:
         loader.load_days(session, str(lake_root), [DAY])
-        assert loader.fact_figures(session, [DAY])[DAY] == expected_figures(lines)
+        return loader.fact_figures(session, [DAY])[DAY]
 
-    for table in TABLES:
-        kill_between_the_two_renames(lake_root, table)
 
-    with warehouse.session() as session:
-        try:
-            loader.load_days(session, str(lake_root), [DAY])
-        except Exception:  # noqa: BLE001 - refusing the load is an acceptable outcome too
-            pass
-        assert loader.fact_figures(session, [DAY])[DAY] == expected_figures(lines)
+def test_a_kill_at_every_step_of_the_commit_never_empties_or_duplicates_a_loaded_day(tmp_path, curate):
+    kill_after = 1
+    while True:
+        lake_root = tmp_path / f"lake-{kill_after}"
+        write_curated_day(lake_root, DAY, OLD)
+        # A crashed earlier run's leftovers, which the commit must also clean up.
+        (lake_root / "curated" / "order_lines" / f"order_date={DAY}" / "part-00000-crashed.snappy.parquet").write_bytes(b"PAR1")
+        warehouse = DuckDBWarehouseResource(path=str(tmp_path / f"wh-{kill_after}.duckdb"), lock_timeout_seconds=0)
+        assert loaded_figures(warehouse, lake_root) == expected_figures(OLD)
+
+        killed = commit_all(curate, lake_root, stage_day(lake_root, NEW, "run1"), "run1", kill_after)
+        # Whatever the step, the day is whole: the old one before the records, the new one after
+        # (step 1 moves the one staged file in, step 2 writes the record).
+        expected = OLD if killed and kill_after < 2 else NEW
+        assert loaded_figures(warehouse, lake_root) == expected_figures(expected)
+
+        # The re-run converges: the new day, and nothing in the folders but records and their files.
+        commit_all(curate, lake_root, stage_day(lake_root, NEW, "run2"), "run2", None)
+        assert loaded_figures(warehouse, lake_root) == expected_figures(NEW)
+        lake = LocalLakeResource(root=str(lake_root))
+        for table in loader.STAGES:
+            folder = lake_root / "curated" / table / f"order_date={DAY}"
+            listed = [key.rsplit("/", 1)[1] for key in lake.curated_files(table, DAY)]
+            assert listed == ["part-00000-run2.snappy.parquet"]
+            assert sorted(p.name for p in folder.iterdir()) == sorted(listed + ["_manifest.json"])
+        if not killed:
+            break
+        kill_after += 1
+    # moved, record, then at least: the old file, the crashed file, the staging folder.
+    assert kill_after >= 5

@@ -1,15 +1,16 @@
-"""Guards faults 15 and 22: a transform that dies mid-way (by exception inside the partition
-swap, or killed so hard that it leaves its ``_tmp_`` staging folders behind) must never leave a
-partial curated partition where readers look, and a re-run must converge; re-running a
-successful day must give identical curated rows (a content hash over sorted rows) and identical
-warehouse rows and sums. Uses the session SparkSession and the hand-built demo lake."""
+"""Guards faults 15 and 22 (and the transform half of D): a transform that dies mid-way (by
+an exception such as ENOSPC while committing, or killed so hard that it leaves its staging
+folders and moved files behind) must never change what readers see of a curated day: they
+read exactly the files its committed record lists. The re-run must converge (one record, its
+files, nothing else), and re-running a successful day must give identical curated rows (a
+content hash over sorted rows) and identical warehouse rows and sums. Uses the session
+SparkSession and the hand-built demo lake."""
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
 import io
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -18,7 +19,6 @@ import pytest
 
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.warehouse import DuckDBWarehouseResource
-from sales_assets.transform.assets import curated_prefix
 from sales_assets.warehouse import loader
 from sales_assets_tests.glue_scripts.conftest import DAY_1, DAY_2, build_demo_lake, load_script
 
@@ -42,10 +42,22 @@ def curated_hash(lake: LocalLakeResource, tables) -> dict[str, str]:
     for table in tables:
         rows = []
         for day in DAYS:
-            frame = lake.read_parquet(curated_prefix(table, day))
-            rows += [json.dumps(row, default=str, sort_keys=True) for row in (frame.to_pylist() if frame else [])]
+            frame = lake.read_curated(table, day)
+            rows += [json.dumps(row, default=str, sort_keys=True) for row in frame.to_pylist()]
         hashes[table] = hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()
     return hashes
+
+
+def assert_converged(lake_root: Path, lake: LocalLakeResource, tables) -> None:
+    """Each day folder holds its record and exactly the files it lists; no staging anywhere."""
+    for table in tables:
+        assert sorted(p.name for p in (lake_root / "curated" / table).iterdir()) == [f"order_date={d}" for d in DAYS]
+        for day in DAYS:
+            listed = [key.rsplit("/", 1)[1] for key in lake.curated_files(table, day)]
+            folder = lake_root / "curated" / table / f"order_date={day}"
+            assert sorted(p.name for p in folder.iterdir()) == sorted(listed + ["_manifest.json"])
+            for name in listed:
+                pq.read_metadata(io.BytesIO((folder / name).read_bytes()))  # a whole parquet file
 
 
 def warehouse_state(path: Path, lake_root: Path):
@@ -71,41 +83,45 @@ def test_a_crashed_transform_is_invisible_and_reruns_give_identical_rows(tmp_pat
     first_rows, first_figures = warehouse_state(warehouse_path, lake_root)
     assert first_figures[DAYS[0]][0] > 0 and first_rows["fact_sales"]
 
-    # One re-run of the successful days that crashes by exception at its very last partition
-    # swap (ENOSPC on the rename): every earlier swap already put re-run output in place, the
-    # last table's previous partition is put back. Readers must see whole partitions only, and
-    # re-run output identical to the first run's.
-    real_rename = os.rename
-    swaps = []
+    # One re-run of the successful days that fails by exception (ENOSPC) writing its very last
+    # commit record: every earlier table-day is committed with re-run output, the last one keeps
+    # its previous record, next to the re-run's moved (unlisted) file. Readers must see whole
+    # days only, and re-run output identical to the first run's.
+    real_write = curate.LocalFiles.write_atomic
+    records = []
 
-    def failing_rename(src, dst):
-        if "_tmp_" in str(src) and str(src).endswith("order_date=" + str(dst).rsplit("order_date=", 1)[-1]):
-            swaps.append(dst)
-            if len(swaps) == len(curate.TABLES) * len(DAYS):
-                raise OSError(28, "No space left on device (injected)")
-        return real_rename(src, dst)
+    def failing_write(self, key, data):
+        records.append(key)
+        if len(records) == len(curate.TABLES) * len(DAYS):
+            raise OSError(28, "No space left on device (injected)")
+        return real_write(self, key, data)
 
-    monkeypatch.setattr(curate.os, "rename", failing_rename)
+    monkeypatch.setattr(curate.LocalFiles, "write_atomic", failing_write)
     with pytest.raises(OSError, match="injected"):
         curate.run(spark, str(lake_root), [DAY_1, DAY_2], log=quiet)
-    monkeypatch.setattr(curate.os, "rename", real_rename)
-    assert len(swaps) == len(curate.TABLES) * len(DAYS)
+    monkeypatch.setattr(curate.LocalFiles, "write_atomic", real_write)
+    assert len(records) == len(curate.TABLES) * len(DAYS)
     assert curated_hash(lake, curate.TABLES) == first_hash  # re-run output identical, nothing partial
-    assert not list(lake_root.glob("curated/*/_tmp_*"))  # the exception path removed its staging
-    for table in curate.TABLES:
-        for day in (DAY_1, DAY_2):
-            files = list((lake_root / "curated" / table / f"order_date={day}").glob("*.parquet"))
-            assert len(files) == 1
-            pq.read_metadata(io.BytesIO(files[0].read_bytes()))  # a whole parquet file
+    assert not list(lake_root.glob("curated/*/*/_staging_*"))  # the exception path removed its staging
+    failed_folder = (lake_root / records[-1]).parent
+    assert len(list(failed_folder.glob("part-*.parquet"))) == 2  # the old, listed file + the unlisted new one
 
-    # Crash by kill: a process killed mid-swap leaves its staging folder, holding a partial copy
-    # of the new partition and the moved-aside old one. Readers must not see either.
+    # Crash by kill: a process killed mid-commit leaves its staging folder (a partial file in
+    # it), files it had moved in but not listed, and (from before records) a legacy _tmp_ folder.
     for table in curate.TABLES:
         day_dir = lake_root / "curated" / table / f"order_date={DAY_1}"
-        leftover = lake_root / "curated" / table / "_tmp_killed0000"
-        shutil.copytree(day_dir, leftover / f"order_date={DAY_1}")
-        shutil.copytree(day_dir, leftover / "_replaced")
-        (leftover / f"order_date={DAY_1}" / "part-99999-partial.snappy.parquet").write_bytes(b"PAR1\x00torn")
+        staging = day_dir / "_staging_killed0000"
+        staging.mkdir()
+        (staging / "part-00000-partial.snappy.parquet").write_bytes(b"PAR1\x00torn")
+        (day_dir / "part-00000-killed0000.snappy.parquet").write_bytes(b"PAR1\x00torn")
+        shutil.copytree(day_dir, lake_root / "curated" / table / "_tmp_killed0000" / "_replaced",
+                        ignore=shutil.ignore_patterns("_staging_*"))
     assert curated_hash(lake, curate.TABLES) == first_hash
     # The warehouse re-load of the re-run days, leftovers present: identical rows and sums.
+    assert warehouse_state(warehouse_path, lake_root) == (first_rows, first_figures)
+
+    # The re-run after the failure (space freed) converges and removes every leftover.
+    curate.run(spark, str(lake_root), [DAY_1, DAY_2], log=quiet)
+    assert curated_hash(lake, curate.TABLES) == first_hash
+    assert_converged(lake_root, lake, curate.TABLES)
     assert warehouse_state(warehouse_path, lake_root) == (first_rows, first_figures)

@@ -1,5 +1,10 @@
 """Guards the lake interface: the folder and the S3 bucket behave the same for every
-key operation the pipeline relies on (atomic writes, listing, prefix deletes)."""
+key operation the pipeline relies on (atomic writes, listing, prefix deletes), and curated days
+are read through their commit record only (stale files ignored, a missing record or listed file
+a clear error)."""
+
+import datetime as dt
+import json
 
 import boto3
 import pyarrow as pa
@@ -9,6 +14,7 @@ from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
 from sales_assets.resources.lake import LocalLakeResource, S3LakeResource
+from sales_assets.transform import curated_manifest
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -47,16 +53,27 @@ def test_overwrite_replaces_the_object(lake):
     assert lake.list_keys("a/") == ["a/b.json"]
 
 
-def test_read_parquet_concatenates_files_under_a_prefix(lake):
-    for part in (1, 2):
-        sink = pa.BufferOutputStream()
-        pq.write_table(pa.table({"x": [part, part]}), sink)
-        lake.write_bytes(f"curated/t/order_date=2026-11-20/part-{part}.parquet", sink.getvalue().to_pybytes())
-    table = lake.read_parquet("curated/t/order_date=2026-11-20/")
-    assert sorted(table.column("x").to_pylist()) == [1, 1, 2, 2]
-    assert lake.read_parquet("curated/t/order_date=2026-11-21/") is None
-    assert lake.parquet_row_count("curated/t/order_date=2026-11-20/") == 4
-    assert lake.parquet_row_count("curated/t/order_date=2026-11-21/") == 0
+def test_curated_readers_read_exactly_the_files_the_record_lists(lake):
+    day = dt.date(2026, 11, 20)
+    keys = curated_manifest.commit_day(lake, "order_lines", day, [pa.table({"x": [1, 1]}), pa.table({"x": [2, 2]})])
+    # A crashed run's file beside the committed ones: never read.
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.table({"x": [9]}), sink)
+    lake.write_bytes(curated_manifest.day_prefix("order_lines", day) + "part-00000-crashed.snappy.parquet",
+                     sink.getvalue().to_pybytes())
+    assert lake.curated_files("order_lines", day) == keys
+    assert sorted(lake.read_curated("order_lines", day).column("x").to_pylist()) == [1, 1, 2, 2]
+    assert lake.curated_row_count("order_lines", day) == 4
+    # The record is a COPY manifest: each content_length is the listed file's size.
+    record = json.loads(lake.read_bytes(curated_manifest.record_key("order_lines", day)))
+    assert [e["meta"]["content_length"] for e in record["entries"]] == [len(lake.read_bytes(k)) for k in keys]
+    assert [e["url"] for e in record["entries"]] == [lake.uri(k) for k in keys]
+
+    with pytest.raises(curated_manifest.CuratedRecordMissingError, match=r"order_date=2026-11-21 .*Run the transform"):
+        lake.curated_row_count("order_lines", dt.date(2026, 11, 21))
+    lake.delete_key(keys[1])
+    with pytest.raises(curated_manifest.CuratedFileMissingError, match=keys[1].rsplit("/", 1)[1]):
+        lake.read_curated("order_lines", day)
 
 
 def test_uris_address_the_same_keys():

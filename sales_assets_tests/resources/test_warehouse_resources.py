@@ -29,6 +29,7 @@ from sales_assets.resources.warehouse import (
     WarehouseLockedError,
 )
 from sales_assets.warehouse import loader, transpile
+from sales_assets_tests.warehouse.curated_builders import put_s3_day
 
 DAY_1 = dt.date(2026, 11, 20)
 DAY_2 = dt.date(2026, 11, 21)
@@ -149,13 +150,16 @@ class FakeRedshiftConnection:
 
 @pytest.fixture
 def s3_lake():
-    """A moto S3 bucket holding day 1's curated part files; day 2 has no objects."""
+    """A moto S3 bucket with committed curated days: day 1 two part files per table (quarantine
+    one, empty), day 2 one empty (schema-only) file per table, each listed by its record."""
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
-        for table in ("order_lines", "dim_customer", "dim_product"):
-            for part in ("part-00000-a.snappy.parquet", "part-00001-b.snappy.parquet"):
-                client.put_object(Bucket=BUCKET, Key=f"lake/curated/{table}/order_date={DAY_1}/{part}", Body=b"PAR1")
+        for table in loader.STAGES:
+            parts = ({"part-00000-a.snappy.parquet": b"PAR1", "part-00001-b.snappy.parquet": b"PAR1"}
+                     if table != "quarantine" else {"part-00000-e.snappy.parquet": b"PAR1e"})
+            put_s3_day(client, BUCKET, "lake", table, DAY_1, parts)
+            put_s3_day(client, BUCKET, "lake", table, DAY_2, {"part-00000-e.snappy.parquet": b"PAR1e"})
         yield client
 
 
@@ -190,9 +194,9 @@ def test_redshift_day_load_statement_sequence(monkeypatch, s3_lake):
     trees = [sqlglot.parse_one(t, read="redshift") for t in texts]  # every statement is Redshift SQL
 
     copies = [t for t in texts if t.startswith("COPY")]
-    # One COPY per staging table that has files (quarantine has none), each FROM a manifest.
-    assert len(copies) == 3
-    for copy_sql, (table, stage) in zip(copies, [(t, st) for t, st in loader.STAGES.items() if t != "quarantine"]):
+    # One COPY per staging table for both days, each FROM a manifest built from their records.
+    assert len(copies) == 4
+    for copy_sql, (table, stage) in zip(copies, loader.STAGES.items()):
         tree = sqlglot.parse_one(copy_sql, read="redshift")
         (source,) = [f.name for f in tree.args["files"]]
         assert tree.this.name == stage
@@ -217,7 +221,7 @@ def test_redshift_day_load_statement_sequence(monkeypatch, s3_lake):
     assert delete_params == [{"sale_date": DAY_1}] * 2 + [{"sale_date": DAY_2}] * 2
     assert all(style == "named" for _, args, style in fake.statements if args)
     assert ":sale_date" in inside[0] and "2026-11-20" not in inside[0]  # bound, not formatted
-    assert report.days_without_files == (DAY_2,) and report.lines_per_day == {DAY_1: 2, DAY_2: 0}
+    assert report.days_without_lines == (DAY_2,) and report.lines_per_day == {DAY_1: 2, DAY_2: 0}
 
 
 def test_redshift_copy_failure_reports_load_error_rows(monkeypatch, s3_lake):
@@ -301,10 +305,11 @@ def test_password_can_come_from_env_var(monkeypatch):
 
 
 def test_copy_manifest_lists_exactly_the_committed_part_files(monkeypatch, s3_lake):
-    # A writer's leftovers (_SUCCESS, a temporary folder, another day) must not be loaded;
-    # the manifest is what Redshift reads, so its entries are the contract.
+    # A writer's leftovers (_SUCCESS, a crashed run's part file, a staging folder) must not be
+    # loaded; the manifest is what Redshift reads, so its entries are the contract.
     s3_lake.put_object(Bucket=BUCKET, Key=f"lake/curated/order_lines/order_date={DAY_1}/_SUCCESS", Body=b"")
-    s3_lake.put_object(Bucket=BUCKET, Key=f"lake/curated/order_lines/_tmp_x/order_date={DAY_1}/part-9.parquet", Body=b"P")
+    s3_lake.put_object(Bucket=BUCKET, Key=f"lake/curated/order_lines/order_date={DAY_1}/part-00009-crashed.snappy.parquet", Body=b"P")
+    s3_lake.put_object(Bucket=BUCKET, Key=f"lake/curated/order_lines/order_date={DAY_1}/_staging_x/part-9.parquet", Body=b"P")
     manifests = {}
 
     class Capturing(FakeRedshiftConnection):
@@ -323,9 +328,10 @@ def test_copy_manifest_lists_exactly_the_committed_part_files(monkeypatch, s3_la
     assert [e["url"] for e in entries] == [
         f"s3://{BUCKET}/lake/curated/order_lines/order_date={DAY_1}/part-0000{i}-{x}.snappy.parquet"
         for i, x in ((0, "a"), (1, "b"))
-    ]
-    assert all(e["mandatory"] is True and e["meta"]["content_length"] == 4 for e in entries)
-    assert set(manifests) == {"stage_order_lines", "stage_dim_customer", "stage_dim_product"}
+    ] + [f"s3://{BUCKET}/lake/curated/order_lines/order_date={DAY_2}/part-00000-e.snappy.parquet"]
+    assert all(e["mandatory"] is True for e in entries)
+    assert [e["meta"]["content_length"] for e in entries] == [4, 4, 5]
+    assert set(manifests) == set(loader.STAGES.values())
 
 
 def test_failed_copy_keeps_its_manifest_for_diagnosis(monkeypatch, s3_lake):

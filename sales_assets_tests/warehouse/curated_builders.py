@@ -1,4 +1,6 @@
-"""Builders of curated parquet days, written with pyarrow in the exact schemas of SPEC.md.
+"""Builders of curated parquet days, written with pyarrow in the exact schemas of SPEC.md and
+committed like the Glue job commits them (files, then the `_manifest.json` record), through
+`sales_assets.transform.curated_manifest.commit_day`.
 
 Not a test module: imported by the warehouse and warehouse-resource tests.
 """
@@ -9,7 +11,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from sales_assets.resources.lake import LocalLakeResource
+from sales_assets.transform import curated_manifest
 
 MONEY = pa.decimal128(18, 2)
 RATE = pa.decimal128(12, 10)
@@ -174,15 +178,11 @@ def day_folder(lake_root: Path, table: str, day: dt.date) -> Path:
 
 
 def write_table(lake_root: Path, table: str, day: dt.date, rows: list[dict], schema: pa.Schema) -> Path:
-    """Replace the day folder of `table` with one part file holding `rows` (none: empty folder)."""
-    folder = day_folder(lake_root, table, day)
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.parquet"):
-        old.unlink()
-    path = folder / "part-00000-test.snappy.parquet"
-    if rows:
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
-    return path
+    """Commit the day of `table` as one part file holding `rows` (none: a schema-only file, as
+    Spark writes for an empty day); returns the file's path."""
+    lake = LocalLakeResource(root=str(lake_root))
+    (key,) = curated_manifest.commit_day(lake, table, day, [pa.Table.from_pylist(rows, schema=schema)])
+    return Path(lake.store().root_uri()) / key
 
 
 def write_curated_day(
@@ -191,12 +191,15 @@ def write_curated_day(
     lines: list[dict],
     customers: list[dict] | None = None,
     products: list[dict] | None = None,
+    quarantine: list[dict] | None = None,
 ) -> None:
-    """Write a whole curated day (order_lines + both dims); an empty `lines` writes no files."""
+    """Commit a whole curated day (the four tables, as the Glue job does); an empty `lines`
+    commits schema-only files, `quarantine` defaults to no rows."""
     derived_customers, derived_products = dims_from_lines(lines)
     write_table(lake_root, "order_lines", day, lines, ORDER_LINES_SCHEMA)
     write_table(lake_root, "dim_customer", day, derived_customers if customers is None else customers, DIM_CUSTOMER_SCHEMA)
     write_table(lake_root, "dim_product", day, derived_products if products is None else products, DIM_PRODUCT_SCHEMA)
+    write_quarantine_day(lake_root, day, quarantine or [])
 
 
 def expected_figures(lines: list[dict]) -> tuple[int, Decimal]:
@@ -233,3 +236,17 @@ def make_quarantined(order_id: str, line_number: int, day: dt.date, reason: str 
 
 def write_quarantine_day(lake_root: Path, day: dt.date, rows: list[dict]) -> Path:
     return write_table(lake_root, "quarantine", day, rows, QUARANTINE_SCHEMA)
+
+
+def put_s3_day(s3, bucket: str, prefix: str, table: str, day: dt.date, parts: dict[str, bytes],
+               stale: dict[str, bytes] | None = None) -> None:
+    """Commit a curated day in a (moto) S3 lake: `parts` (name -> body), then the record listing
+    exactly them (`curated_manifest.record_body`); `stale` files sit beside them unlisted, as a
+    crashed run leaves them."""
+    folder = f"{prefix.strip('/')}/{curated_manifest.day_prefix(table, day)}".lstrip("/")
+    entries = []
+    for name, body in {**parts, **(stale or {})}.items():
+        s3.put_object(Bucket=bucket, Key=folder + name, Body=body)
+        if name in parts:
+            entries.append(curated_manifest.RecordEntry(f"s3://{bucket}/{folder}{name}", len(body)))
+    s3.put_object(Bucket=bucket, Key=folder + curated_manifest.RECORD_NAME, Body=curated_manifest.record_body(entries))

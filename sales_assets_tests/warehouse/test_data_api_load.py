@@ -22,6 +22,7 @@ from sales_assets.resources import warehouse as warehouse_module
 from sales_assets.resources.warehouse import DATA_API_MAX_BATCH, DuckDBWarehouseResource, RedshiftDataApiResource
 from sales_assets.warehouse import data_api_load, loader, transpile
 from sales_assets_tests.resources.test_warehouse_resources import data_api  # noqa: F401  (fixture)
+from sales_assets_tests.warehouse.curated_builders import put_s3_day
 
 LAKE = "s3://sales-lake-test/lake"
 ROLE = "arn:aws:iam::123456789012:role/sales-redshift-copy"
@@ -143,12 +144,15 @@ def test_renamed_parameters_hit_the_right_days_and_rows_on_duckdb(tmp_path):
 
 
 def _committed_lake(s3):
+    """DAY_1: two files per table (quarantine: one empty), DAY_2: one empty file per table; beside
+    them a crashed run's stale part file and a _SUCCESS, which no manifest may list."""
     s3.create_bucket(Bucket="sales-lake-test")
-    for table in ("order_lines", "dim_customer", "dim_product"):
-        for part in ("part-00000-a.snappy.parquet", "part-00001-b.snappy.parquet"):
-            s3.put_object(Bucket="sales-lake-test", Key=f"lake/curated/{table}/order_date={DAY_1}/{part}", Body=b"PAR1")
-    # Not a committed part file: must not be listed.
-    s3.put_object(Bucket="sales-lake-test", Key=f"lake/curated/order_lines/order_date={DAY_1}/_SUCCESS", Body=b"")
+    for table in loader.STAGES:
+        parts = ({"part-00000-a.snappy.parquet": b"PAR1", "part-00001-b.snappy.parquet": b"PAR1"}
+                 if table != "quarantine" else {"part-00000-e.snappy.parquet": b"PAR1e"})
+        stale = {"part-00000-stale.snappy.parquet": b"PAR1old", "_SUCCESS": b""}
+        put_s3_day(s3, "sales-lake-test", "lake", table, DAY_1, parts, stale)
+        put_s3_day(s3, "sales-lake-test", "lake", table, DAY_2, {"part-00000-e.snappy.parquet": b"PAR1e"})
 
 
 def _manifests(s3):
@@ -172,21 +176,23 @@ def test_the_data_api_load_sends_its_batches_in_order_against_moto(data_api):  #
     report = data_api_load.load_days_with_data_api(resource, s3, LAKE, [DAY_2, DAY_1], ROLE)
 
     assert report.batches == ("sales-schema", "sales-calendar-2026", "sales-days-2026-11-20-2026-11-21")
-    assert report.files == {"order_lines": 2, "dim_customer": 2, "dim_product": 2, "quarantine": 0}
+    assert report.files == {"order_lines": 3, "dim_customer": 3, "dim_product": 3, "quarantine": 2}
     statements = sorted(backend.statements.values(), key=lambda s: s.created_at)
-    assert [len(s.query_string.split(";\n")) for s in statements] == [6, 13, 4 + 3 + 2 + 4 + 6]
+    assert [len(s.query_string.split(";\n")) for s in statements] == [6, 13, 4 + 4 + 2 + 4 + 6]
     day_statement = statements[-1]
     copies = [q for q in day_statement.query_string.split(";\n") if q.startswith("COPY")]
-    assert len(copies) == 3  # quarantine had no files: staged empty
+    assert len(copies) == 4  # every day's record lists a file (an empty day a schema-only one)
     bound = {p["name"]: p["value"] for p in day_statement.query_parameters}
     assert set(bound) == {"loaded_at", "sale_date_0", "sale_date_1"}  # loaded_at: the load's own clock
     assert (bound["sale_date_0"], bound["sale_date_1"]) == ("2026-11-20", "2026-11-21")
-    # The manifests listed exactly the committed part files, and are gone after success.
+    # The manifests listed exactly the files the records commit (never the stale one), and are
+    # gone after success.
     entries = written["lake/_warehouse/copy_manifests/stage_order_lines/2026-11-20_2026-11-21.manifest"]["entries"]
     assert [e["url"] for e in entries] == [
         f"s3://sales-lake-test/lake/curated/order_lines/order_date={DAY_1}/part-0000{i}-{c}.snappy.parquet"
-        for i, c in ((0, "a"), (1, "b"))]
-    assert all(e["mandatory"] and e["meta"]["content_length"] == 4 for e in entries)
+        for i, c in ((0, "a"), (1, "b"))] + [
+        f"s3://sales-lake-test/lake/curated/order_lines/order_date={DAY_2}/part-00000-e.snappy.parquet"]
+    assert [e["meta"]["content_length"] for e in entries] == [4, 4, 5] and all(e["mandatory"] for e in entries)
     assert _manifests(s3) == []
 
 
@@ -214,4 +220,4 @@ def test_a_failed_copy_reports_load_errors_and_keeps_its_manifests(data_api):  #
     [lookup] = lookups
     assert "query_id = :query_id" in lookup.query_string
     assert lookup.query_parameters == [{"name": "query_id", "value": "4242"}]
-    assert len(_manifests(s3)) == 3  # kept for diagnosis
+    assert len(_manifests(s3)) == 4  # kept for diagnosis

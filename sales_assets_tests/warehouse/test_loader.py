@@ -145,20 +145,17 @@ def test_dimension_latest_updated_at_wins_across_days(warehouse, lake_root):
     assert replaced == [("Newest", newest.replace(tzinfo=None))]
 
 
-def test_day_without_parquet_files_replaces_the_day_with_nothing(warehouse, lake_root):
+def test_day_without_valid_lines_replaces_the_day_with_nothing(warehouse, lake_root):
     write_curated_day(lake_root, DAY_1, day_1_lines())
     write_curated_day(lake_root, DAY_2, day_2_lines())
     with warehouse.session() as session:
         loader.load_days(session, str(lake_root), [DAY_1, DAY_2])
-        write_curated_day(lake_root, DAY_1, [])  # zero valid lines: folders exist, no files
+        write_curated_day(lake_root, DAY_1, [])  # zero valid lines: records list schema-only files
         report = loader.load_days(session, str(lake_root), [DAY_1])
         figures = loader.fact_figures(session, [DAY_1, DAY_2])
-        never_written = dt.date(2026, 11, 25)  # no folder at all
-        missing_report = loader.load_days(session, str(lake_root), [never_written])
     assert figures[DAY_1] == (0, Decimal("0.00"))
     assert figures[DAY_2] == expected_figures(day_2_lines())
-    assert report.days_without_files == (DAY_1,) and report.rows_inserted["fact_sales"] == 0
-    assert missing_report.lines_per_day == {never_written: 0}
+    assert report.days_without_lines == (DAY_1,) and report.rows_inserted["fact_sales"] == 0
 
 
 def test_duplicate_and_orphan_checks_detect_crafted_bad_rows(warehouse, lake_root):
@@ -211,6 +208,7 @@ def test_failure_inside_the_transaction_leaves_previous_state(warehouse, lake_ro
 
 def test_rows_dated_outside_the_loaded_days_are_refused(warehouse, lake_root):
     write_curated_day(lake_root, DAY_1, day_1_lines())
+    write_curated_day(lake_root, DAY_2, [])
     write_table(lake_root, "order_lines", DAY_2, [make_line("O-5", 1, DAY_1)], ORDER_LINES_SCHEMA)
     with warehouse.session() as session:
         loader.load_days(session, str(lake_root), [DAY_1])
@@ -296,6 +294,7 @@ def test_quarantine_counts_are_loaded_per_day_and_reason_and_replaced(warehouse,
         loader.load_days(session, str(lake_root), [DAY_1])
         cleared = session.execute(query)
         # Quarantine rows dated outside the loaded days would leave a second copy of that day.
+        write_curated_day(lake_root, DAY_2, [])
         write_quarantine_day(lake_root, DAY_2, [make_quarantined("O-5", 1, DAY_1)])
         with pytest.raises(ValueError, match="curated quarantine .* hold rows dated"):
             loader.load_days(session, str(lake_root), [DAY_2])

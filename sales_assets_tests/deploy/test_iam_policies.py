@@ -1,0 +1,282 @@
+"""IAM and bucket configuration of the exported CloudFormation template.
+
+Risk guarded: a stack that deploys but grants too much or too little — a policy parliament
+flags (unknown actions, resource ARNs that do not fit the action, malformed conditions), a
+role reaching outside its lake prefixes (the Lambda writing curated/, Glue writing raw/, the
+Redshift COPY role reading raw/), a Step Functions role whose actions drift from what the
+state machine's states actually call, a ``Resource: "*"`` on an action that could be scoped,
+and a lake bucket that is public or unencrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import parliament
+import pytest
+
+from sales_assets.definitions import defs
+from sales_assets.deploy import asl, template
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+LAKE, ARTIFACTS = "sales-lake", "sales-artifacts"
+# Sample values for every Ref / ${...} the template uses (parameters, pseudo parameters, resources).
+REFS = {
+    "AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": "sales",
+    "LakeBucket": LAKE, "ArtifactBucket": ARTIFACTS,
+    "SourceTokenSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:sales-token-AbCdEf",
+    "AlertTopic": f"arn:aws:sns:{REGION}:{ACCOUNT}:sales-alerts",
+    "StateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:sales-sales-pipeline",
+    "SalesRawCrawler": "sales-raw-sales-orders", "CurateJob": "sales-curate",
+    "RedshiftWorkgroup": "sales-wg", "RedshiftDatabase": "dev", "MetricsNamespace": "SalesPipeline",
+    # IAM policy variables are not CloudFormation's: Fn::Sub leaves ${aws:...} alone only when
+    # written ${!aws:...}; the template writes them outside Fn::Sub, so they never reach here.
+}
+ARNS = {  # Fn::GetAtt [X, Arn] by resource type
+    "AWS::IAM::Role": lambda name: f"arn:aws:iam::{ACCOUNT}:role/sales-{name}",
+    "AWS::Lambda::Function": lambda name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:sales-{name}",
+    "AWS::KMS::Key": lambda name: f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
+# Step Functions' optimized integrations -> the IAM actions AWS documents for them
+# ("IAM policies for calling ..." in the Step Functions developer guide); .sync adds the polling
+# and stop calls. aws-sdk:<service>:<action> integrations map mechanically (see _actions_of).
+OPTIMIZED = {
+    "lambda:invoke": {"lambda:InvokeFunction"},
+    "sns:publish": {"sns:Publish"},
+    "glue:startJobRun.sync": {"glue:StartJobRun", "glue:GetJobRun", "glue:GetJobRuns", "glue:BatchStopJobRun"},
+}
+# Calls the states make implicitly: the Data API gets temporary database credentials for the
+# workgroup it was given (WorkgroupName) with the caller's identity.
+IMPLIED = {"redshift-data:BatchExecuteStatement": {"redshift-serverless:GetCredentials"}}
+OBJECT_WRITE = {"s3:PutObject", "s3:DeleteObject"}
+
+
+@pytest.fixture(scope="module")
+def definition() -> dict:
+    return asl.build_state_machine(asl.pipeline_steps(defs))
+
+
+@pytest.fixture(scope="module")
+def stack(definition) -> dict:
+    return template.build_template(definition)
+
+
+def resolve(value, resources: dict):
+    """The value with every CloudFormation intrinsic replaced by a sample; unknown names fail."""
+    if isinstance(value, list):
+        return [resolve(v, resources) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        return REFS[value["Ref"]]
+    if set(value) == {"Fn::Sub"}:
+        return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: REFS[m.group(1)], value["Fn::Sub"])
+    if set(value) == {"Fn::GetAtt"}:
+        name, attribute = value["Fn::GetAtt"]
+        assert attribute == "Arn", value
+        return ARNS[resources[name]["Type"]](name)
+    assert not any(k.startswith("Fn::") for k in value), value
+    return {k: resolve(v, resources) for k, v in value.items()}
+
+
+def policies(stack: dict, key_policies: bool = False) -> dict[str, dict]:
+    """``Role/policy`` -> resolved permissions policy, for every role; with ``key_policies`` also
+    ``Key/KeyPolicy`` for every KMS key (a resource policy: its admin statement is ``kms:*``)."""
+    resources = stack["Resources"]
+    out = {}
+    for name, resource in resources.items():
+        assert resource["Type"] not in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::S3::BucketPolicy"), (
+            f"{name}: extend this test to the new policy resource type")
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                out[f"{name}/{policy['PolicyName']}"] = resolve(policy["PolicyDocument"], resources)
+        if key_policies and resource["Type"] == "AWS::KMS::Key":
+            out[f"{name}/KeyPolicy"] = resolve(resource["Properties"]["KeyPolicy"], resources)
+    return out
+
+
+def statements(document: dict) -> list[dict]:
+    return [{**s, "Action": _list(s["Action"]), "Resource": _list(s["Resource"])} for s in document["Statement"]]
+
+
+def _list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def role_statements(stack: dict, role: str) -> list[dict]:
+    [document] = [d for key, d in policies(stack).items() if key.startswith(role + "/")]
+    return statements(document)
+
+
+def grants(stack: dict, role: str) -> dict[str, set[str]]:
+    """action -> resources the role's Allow statements name."""
+    out: dict[str, set[str]] = {}
+    for s in role_statements(stack, role):
+        assert s["Effect"] == "Allow"
+        for action in s["Action"]:
+            out.setdefault(action, set()).update(s["Resource"])
+    return out
+
+
+def _privilege(action: str) -> dict:
+    prefix, name = action.split(":")
+    service = next(s for s in parliament.iam_definition if s["prefix"] == prefix)
+    return next(p for p in service["privileges"] if p["privilege"] == name)
+
+
+def test_parliament_finds_nothing_in_any_policy(stack):
+    found = policies(stack, key_policies=True)
+    assert {k.split("/")[0] for k in found} == {
+        "IngestRole", "CrawlerRole", "GlueJobRole", "RedshiftCopyRole", "StateMachineRole", "ScheduleRole", "AlertKey"}
+    for key, document in found.items():
+        findings = parliament.analyze_policy_string(json.dumps(document)).findings
+        if key.endswith("/KeyPolicy"):
+            # In a key policy "Resource": "*" means the key itself (AWS requires it so); every
+            # other finding still counts.
+            findings = [f for f in findings if f.issue != "RESOURCE_STAR"]
+        assert not findings, f"{key}: " + "; ".join(f"{f.issue} {f.detail} {f.location}" for f in findings)
+
+
+def test_parliament_does_flag_a_bad_policy():
+    # The linter runs and fails here: an unknown action and a resource that fits no action.
+    bad = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObjekt", "s3:PutObject"], "Resource": f"arn:aws:s3:::{LAKE}"}]}
+    assert parliament.analyze_policy_string(json.dumps(bad)).findings
+
+
+def test_no_wildcard_action_and_star_resources_only_where_the_action_has_no_resource_type(stack):
+    for key, document in policies(stack).items():
+        for s in statements(document):
+            assert all("*" not in a for a in s["Action"]), key
+            if "*" in s["Resource"]:
+                for action in s["Action"]:
+                    types = [t["resource_type"] for t in _privilege(action)["resource_types"]]
+                    assert types == [""], f"{key}: {action} can be scoped to {types}, not *"
+                    assert s.get("Condition"), f"{key}: {action} on * without a condition"
+
+
+def test_alarms_can_publish_to_the_encrypted_alert_topic(stack):
+    # alias/aws/sns would encrypt the topic with a key CloudWatch may not use: alarms never arrive.
+    resources = stack["Resources"]
+    assert resources["AlertTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "AlertKey"}
+    key_policy = resolve(resources["AlertKey"]["Properties"]["KeyPolicy"], resources)
+    cloudwatch = [s for s in statements(key_policy) if s["Principal"] == {"Service": "cloudwatch.amazonaws.com"}]
+    assert cloudwatch and {"kms:Decrypt", "kms:GenerateDataKey"} <= set(cloudwatch[0]["Action"])
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": "AlertTopic"}]
+               for a in resources.values() if a["Type"] == "AWS::CloudWatch::Alarm")
+
+
+def test_lake_bucket_is_private_and_encrypted(stack):
+    bucket = stack["Resources"]["LakeBucket"]["Properties"]
+    block = bucket["PublicAccessBlockConfiguration"]
+    assert block == {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+                     "RestrictPublicBuckets": True}
+    [rule] = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("aws:kms", "AES256")
+    assert "AccessControl" not in bucket  # no canned ACL (public-read and the like)
+    assert bucket["LifecycleConfiguration"]["Rules"]
+
+
+def _lake(prefix: str) -> str:
+    return f"arn:aws:s3:::{LAKE}/{prefix}*"
+
+
+def _listing(stack: dict, role: str) -> set[str]:
+    """The prefixes the role may list; ListBucket without a prefix condition fails the test."""
+    prefixes: set[str] = set()
+    for s in role_statements(stack, role):
+        if "s3:ListBucket" in s["Action"]:
+            assert s["Resource"] == [f"arn:aws:s3:::{LAKE}"]
+            prefixes |= set(s["Condition"]["StringLike"]["s3:prefix"])
+    return prefixes
+
+
+def _s3(grants_: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {a: r for a, r in grants_.items() if a.startswith("s3:") and a != "s3:ListBucket"}
+
+
+def test_ingest_lambda_writes_raw_only(stack):
+    s3 = _s3(grants(stack, "IngestRole"))
+    assert s3 and all(r == {_lake("raw/")} for r in s3.values())
+    assert OBJECT_WRITE & s3.keys()
+    assert _listing(stack, "IngestRole") == {"raw/*"}
+
+
+def test_glue_job_reads_raw_and_writes_curated_only(stack):
+    s3 = _s3(grants(stack, "GlueJobRole"))
+    for action in OBJECT_WRITE:
+        assert s3[action] == {_lake("curated/")}, action
+    assert s3["s3:GetObject"] == {_lake("raw/"), _lake("curated/"),
+                                  f"arn:aws:s3:::{ARTIFACTS}/artifacts/glue/*"}  # its own script
+    assert _listing(stack, "GlueJobRole") == {"raw/*", "curated/*"}
+    # The script the role may read is the one the job runs.
+    location = resolve(stack["Resources"]["CurateJob"]["Properties"]["Command"]["ScriptLocation"],
+                       stack["Resources"])
+    assert location.startswith(f"s3://{ARTIFACTS}/artifacts/glue/")
+
+
+def test_crawler_reads_raw_only(stack):
+    assert _s3(grants(stack, "CrawlerRole")) == {"s3:GetObject": {_lake("raw/")}}
+    assert _listing(stack, "CrawlerRole") == {"raw/*"}
+
+
+def test_redshift_copy_role_reads_curated_only(stack):
+    assert grants(stack, "RedshiftCopyRole").keys() == {"s3:GetObject", "s3:ListBucket"}
+    assert _s3(grants(stack, "RedshiftCopyRole")) == {"s3:GetObject": {_lake("curated/")}}
+    assert _listing(stack, "RedshiftCopyRole") == {"curated/*"}
+
+
+def _task_resources(machine: dict):
+    for state in machine["States"].values():
+        if state["Type"] == "Task":
+            yield state["Resource"]
+        for branch in state.get("Branches", []):
+            yield from _task_resources(branch)
+        if "ItemProcessor" in state:
+            yield from _task_resources(state["ItemProcessor"])
+
+
+def _actions_of(resource: str) -> set[str]:
+    """The IAM actions one Task resource needs (see OPTIMIZED / IMPLIED)."""
+    integration = resource.split(":::", 1)[1]
+    if integration.startswith("aws-sdk:"):
+        _, service, call = integration.split(":")
+        # The SDK service id is the IAM prefix without dashes (redshiftdata -> redshift-data).
+        [prefix] = [s["prefix"] for s in parliament.iam_definition if s["prefix"].replace("-", "") == service]
+        action = f"{prefix}:{call[0].upper()}{call[1:]}"
+        assert parliament.expand_action(action), action
+        return {action} | IMPLIED.get(action, set())
+    return OPTIMIZED[integration]
+
+
+def test_step_functions_role_has_exactly_the_actions_its_states_call(stack, definition):
+    needed = set().union(*(_actions_of(r) for r in _task_resources(definition)))
+    if stack["Resources"]["AlertTopic"]["Properties"].get("KmsMasterKeyId"):
+        needed |= {"kms:Decrypt", "kms:GenerateDataKey"}  # publishing to an SSE-KMS topic
+    assert {"cloudwatch:PutMetricData", "redshift-data:DescribeStatement", "glue:StartCrawler"} <= needed
+    assert set(grants(stack, "StateMachineRole")) == needed
+
+
+def test_step_functions_role_is_scoped_to_the_stacks_resources(stack):
+    granted = grants(stack, "StateMachineRole")
+    assert granted["lambda:InvokeFunction"] == {ARNS["AWS::Lambda::Function"]("IngestFunction")}
+    assert granted["sns:Publish"] == {REFS["AlertTopic"]}
+    assert granted["kms:GenerateDataKey"] == {ARNS["AWS::KMS::Key"]("AlertKey")}
+    crawler = f"arn:aws:glue:{REGION}:{ACCOUNT}:crawler/{REFS['SalesRawCrawler']}"
+    assert granted["glue:StartCrawler"] == granted["glue:GetCrawler"] == {crawler}
+    assert granted["glue:StartJobRun"] == {f"arn:aws:glue:{REGION}:{ACCOUNT}:job/{REFS['CurateJob']}"}
+    put = next(s for s in role_statements(stack, "StateMachineRole") if "cloudwatch:PutMetricData" in s["Action"])
+    assert put["Condition"] == {"StringEquals": {"cloudwatch:namespace": REFS["MetricsNamespace"]}}
+
+
+def test_schedule_role_only_starts_this_state_machine(stack):
+    assert grants(stack, "ScheduleRole") == {"states:StartExecution": {REFS["StateMachine"]}}
+
+
+def test_only_the_expected_services_assume_each_role(stack):
+    expected = {"IngestRole": "lambda", "CrawlerRole": "glue", "GlueJobRole": "glue", "RedshiftCopyRole": "redshift",
+                "StateMachineRole": "states", "ScheduleRole": "events"}
+    for role, service in expected.items():
+        [trust] = stack["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": f"{service}.amazonaws.com"} and trust["Action"] == "sts:AssumeRole"
