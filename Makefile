@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo dev test serve-source clean chromium bench
+.PHONY: install demo dev test serve-source clean chromium bench bench-backfill
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,10 @@ BENCH_ORDERS ?= 100000
 BENCH_DAYS ?= 1
 bench: install
 	$(BIN)/sales-pipeline bench --orders $(BENCH_ORDERS) --days $(BENCH_DAYS) --empty-day
+
+# The backfill target: 30 days x 10k orders as one run vs one day of 300k (latest-backfill.md).
+bench-backfill: install
+	$(BIN)/sales-pipeline bench --backfill-compare --orders 10000 --days 30
 
 serve-source: install
 	$(BIN)/sales-pipeline serve-source

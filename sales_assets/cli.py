@@ -83,47 +83,77 @@ def _cmd_package_lambda(args: argparse.Namespace) -> int:
 
 
 def _cmd_bi_grants(args: argparse.Namespace) -> int:
-    from sales_assets.reporting.grants import bi_grant_statements, render
+    from sales_assets.reporting.grants import GrantError, apply_bi_grants, bi_grant_statements, render
 
-    statements = bi_grant_statements(args.group, None if args.no_user else args.user)
-    print(render(statements), end="")
+    user = None if args.no_user else args.user
+    try:
+        statements = bi_grant_statements(args.group, user)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.data_api_workgroup or args.data_api_cluster:
         from sales_assets.resources.warehouse import RedshiftDataApiResource
 
-        data_api = RedshiftDataApiResource(
+        target: object = RedshiftDataApiResource(
             workgroup=args.data_api_workgroup, cluster_identifier=args.data_api_cluster,
             database=args.database, db_user=args.db_user, secret_arn=args.secret_arn, region=args.region,
         )
-        data_api.execute_batch(statements, name="sales-bi-grants")  # one batch: all or nothing
-        print(f"-- applied through the Redshift Data API ({len(statements)} statements)", file=sys.stderr)
+        how = "through the Redshift Data API"
     elif args.apply:
         from sales_assets.resources import build_resources
-        from sales_assets.settings import load_settings
+        from sales_assets.settings import SettingsError, load_settings
 
-        settings = load_settings()
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         if settings.env != "aws":
             print("error: --apply needs SALES_PIPELINE_ENV=aws (the local DuckDB warehouse has no users)", file=sys.stderr)
             return 2
-        # One transaction either way: a connection's BEGIN/COMMIT, or one Data API batch
-        # (SALES_AWS_REDSHIFT_ACCESS=data_api).
-        build_resources(settings)["warehouse"].apply_statements(statements, name="sales-bi-grants")
-        print(f"-- applied to Redshift ({len(statements)} statements)", file=sys.stderr)
+        # A connection's BEGIN/COMMIT, or one Data API batch (SALES_AWS_REDSHIFT_ACCESS=data_api).
+        target = build_resources(settings)["warehouse"]
+        how = "to Redshift"
+    else:
+        print(render(statements), end="")
+        return 0
+    try:
+        # Prints what is applied: the CREATEs of a group or user that exists are left out.
+        steps = apply_bi_grants(target, args.group, user, show=lambda s: print(render([x.sql for x in s]), end=""))
+    except GrantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"-- applied {how} ({len(steps)} statements, one transaction)", file=sys.stderr)
     return 0
 
 
 def _cmd_powerbi(args: argparse.Namespace) -> int:
-    from sales_assets.reporting.powerbi import write_powerbi_files
+    from sales_assets.reporting.powerbi import EndpointError, configured_endpoint, write_powerbi_files
+    from sales_assets.settings import SettingsError, load_settings
 
-    for path in write_powerbi_files(args.out, args.host, args.port, args.database):
+    host, port, database = args.host, args.port, args.database
+    try:
+        if not (host and port and database):  # with all three flags no setting is read
+            settings = load_settings()
+            found = configured_endpoint(settings) if not host else (host, settings.aws_redshift_port)
+            host, port, database = found[0], port or found[1], database or settings.aws_redshift_database
+        paths = write_powerbi_files(args.out, host, port, database)
+    except (SettingsError, EndpointError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(path)
     return 0
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from sales_assets.bench.harness import render_markdown, run_bench, target_line
+    from sales_assets.bench.harness import render_markdown, run_backfill_compare, run_bench, target_line
 
-    report = run_bench(args.orders, args.days, out=args.out, work_dir=args.work_dir, keep=args.keep,
-                       empty_day=args.empty_day)
+    if args.backfill_compare:
+        report = run_backfill_compare(args.orders, args.days, out=args.out, work_dir=args.work_dir, keep=args.keep)
+    else:
+        report = run_bench(args.orders, args.days, out=args.out, work_dir=args.work_dir, keep=args.keep,
+                           empty_day=args.empty_day)
     print(render_markdown(report))
     print(f"results: {report['files']['json']} and {report['files']['markdown']}")
     return 0 if all(row["ok"] for row in report["stages"].values()) else 1
@@ -213,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     grants.add_argument("--group", default="bi_readers")
     grants.add_argument("--user", default="powerbi", help="BI user created in the group (password disabled)")
     grants.add_argument("--no-user", action="store_true", help="create the group only")
-    grants.add_argument("--apply", action="store_true", help="run it on the aws warehouse (SALES_PIPELINE_ENV=aws)")
+    grants.add_argument("--apply", action="store_true", help="run it on the aws warehouse (SALES_PIPELINE_ENV=aws) as one transaction; "
+                        "safe to re-run (what exists is not created again)")
     via = grants.add_argument_group("apply through the Redshift Data API instead of a connection")
     via.add_argument("--data-api-workgroup", help="Redshift Serverless workgroup")
     via.add_argument("--data-api-cluster", help="provisioned cluster identifier")
@@ -224,9 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     grants.set_defaults(func=_cmd_bi_grants)
 
     powerbi = commands.add_parser("powerbi", help="write the .pbids and Power Query M files for a Redshift endpoint")
-    powerbi.add_argument("--host", required=True, help="Redshift endpoint host")
-    powerbi.add_argument("--port", type=int, default=5439)
-    powerbi.add_argument("--database", default="dev")
+    powerbi.add_argument("--host", help="Redshift endpoint host (default: SALES_AWS_REDSHIFT_HOST, else the endpoint "
+                         "of SALES_AWS_REDSHIFT_WORKGROUP / SALES_AWS_REDSHIFT_CLUSTER_IDENTIFIER, asked of AWS)")
+    powerbi.add_argument("--port", type=int, help="default: SALES_AWS_REDSHIFT_PORT or the looked-up endpoint's (5439)")
+    powerbi.add_argument("--database", help="default: SALES_AWS_REDSHIFT_DATABASE (dev)")
     powerbi.add_argument("--out", default="powerbi", help="output folder (default ./powerbi)")
     powerbi.set_defaults(func=_cmd_powerbi)
 
@@ -237,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--work-dir", help="where lakes and warehouses are written (default: a temp folder, removed)")
     bench.add_argument("--keep", action="store_true", help="keep the temp work folder")
     bench.add_argument("--empty-day", action="store_true", help="also time the job on a day with no orders")
+    bench.add_argument("--backfill-compare", action="store_true",
+                       help="instead: the job end to end over --days days of --orders as one run vs one day of "
+                            "orders x days (the backfill target: --orders 10000 --days 30)")
     bench.set_defaults(func=_cmd_bench)
 
     sfn = commands.add_parser("export-stepfunctions", help="write the Step Functions state machine and CloudFormation template")

@@ -9,7 +9,10 @@ Only one run writes a day at a time: ``day_lease`` holds ``_lease.json`` in the
 day's folder, created with a conditional put (S3 ``IfNoneMatch="*"``, a hard link
 locally), renewed while pages land, checked before the commit and released after
 it. A second writer fails with ``LeaseHeldError``; the lease of a crashed writer
-expires after its TTL and is then taken over with a compare-and-swap.
+expires after its TTL and is then taken over with a compare-and-swap. In a local lake the
+lease also names its writer process (host, boot id, pid, process start time): a writer on
+this host that is provably dead (SIGKILLed, its pid gone, a zombie or reused) is taken over
+at once, so the re-run after a kill need not wait for the TTL.
 
 No Dagster here: the asset and the Lambda handler share this module, and the lake
 may be a Dagster ``LakeResource`` or a plain ``sales_assets.ingest.store`` object.
@@ -20,7 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import secrets
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,8 +36,9 @@ from sales_assets.source.contract import line_units
 RAW_TABLE_PREFIX = "raw/sales_orders"
 MANIFEST_NAME = "_manifest.json"
 LEASE_NAME = "_lease.json"
-# Long enough for a slow page or two; the lease is renewed as pages land, so a long
-# day keeps it, while a crashed writer blocks the day for at most this long.
+# Long enough for a slow page or two; the lease is renewed as pages land (when half of it
+# has passed), so a long day keeps it. A crashed writer blocks the day for at most this long
+# on S3; in a local lake a writer proven dead (see ``writer_is_dead``) is taken over at once.
 DEFAULT_LEASE_TTL_SECONDS = 600.0
 
 
@@ -75,6 +81,51 @@ class LeaseLostError(RuntimeError):
     """This run's lease expired and another run took the day over: nothing was committed."""
 
 
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read().strip()
+    except OSError:
+        return None
+
+
+def _process_start(pid: int) -> tuple[str, str] | None:
+    """(start time in clock ticks since boot, state) of ``pid`` from /proc; None when it is gone."""
+    stat = _read(f"/proc/{pid}/stat")
+    if stat is None:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and ')'
+    return fields[19], fields[0]
+
+
+def process_identity() -> dict | None:
+    """This process as a lease names it; None where /proc is not there to prove anything."""
+    boot_id = _read("/proc/sys/kernel/random/boot_id")
+    start = _process_start(os.getpid())
+    if boot_id is None or start is None:
+        return None
+    return {"host": socket.gethostname(), "boot_id": boot_id, "pid": os.getpid(), "started": start[0]}
+
+
+def writer_is_dead(holder: dict) -> bool:
+    """True only when the lease's writer ran on this host since this boot and that process is
+    gone (no such pid, a zombie, or the pid now belongs to a process started later)."""
+    writer, here = holder.get("writer"), process_identity()
+    if not isinstance(writer, dict) or here is None:
+        return False
+    if (writer.get("host"), writer.get("boot_id")) != (here["host"], here["boot_id"]):
+        return False
+    if not isinstance(writer.get("pid"), int):
+        return False
+    current = _process_start(writer["pid"])
+    return current is None or current[1] == "Z" or current[0] != writer.get("started")
+
+
+def _is_local(lake: Any) -> bool:
+    root = getattr(lake, "root_uri", None)
+    return callable(root) and not str(root()).startswith("s3://")
+
+
 def _iso(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -98,12 +149,15 @@ class DayLease:
         self._version: str | None = None
         self._renewed_at = 0.0
         self.took_over: dict | None = None
+        # Only a local lake's writers share this host's process table (S3: the TTL alone).
+        self._writer = process_identity() if _is_local(lake) else None
 
     def _body(self, now: float) -> bytes:
-        return json.dumps({
-            "run_id": self.run_id, "owner": self.owner,
-            "acquired_at": _iso(now), "expires_at": now + self.ttl_seconds,
-        }).encode()
+        body = {"run_id": self.run_id, "owner": self.owner,
+                "acquired_at": _iso(now), "expires_at": now + self.ttl_seconds}
+        if self._writer is not None:
+            body["writer"] = self._writer
+        return json.dumps(body).encode()
 
     def acquire(self) -> "DayLease":
         now = self.clock()
@@ -119,7 +173,7 @@ class DayLease:
                 expires_at = float(holder["expires_at"])
             except (ValueError, KeyError, TypeError):
                 holder, expires_at = {}, 0.0  # unreadable lease: treat as expired
-            if expires_at > now:
+            if expires_at > now and not (self._writer is not None and writer_is_dead(holder)):
                 raise LeaseHeldError(
                     f"order_date={self.order_date} is being landed by another run "
                     f"({holder.get('owner', '?')}, run_id {holder.get('run_id', '?')}); its lease {self.key} "

@@ -9,12 +9,17 @@ model description and DAX measures are static files in `powerbi/`. Callers may r
   Import; DirectQuery leaves typing to the source.
 - `write_powerbi_files(folder, host, port, database)` writes `sales_redshift.pbids` and
   `queries_import.pq`, `queries_directquery.pq`; returns their paths.
+- `configured_endpoint(settings)` is the (host, port) of the configured Redshift:
+  SALES_AWS_REDSHIFT_HOST, else the endpoint AWS reports for SALES_AWS_REDSHIFT_WORKGROUP
+  (redshift-serverless GetWorkgroup) or SALES_AWS_REDSHIFT_CLUSTER_IDENTIFIER (redshift
+  DescribeClusters); `EndpointError` with a one-line message when none is set or the lookup fails.
 """
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import Any, Optional
 
 from sales_assets.reporting.views import STAR_VIEWS
 
@@ -104,3 +109,43 @@ def write_powerbi_files(folder: Path, host: str, port: int = 5439, database: str
         path.write_text(text, encoding="utf-8")
         written.append(path)
     return written
+
+
+class EndpointError(ValueError):
+    """No Redshift endpoint is configured, or AWS could not report it; one line, no secret."""
+
+
+def configured_endpoint(settings: Any, redshift_client: Optional[Any] = None,
+                        serverless_client: Optional[Any] = None) -> tuple[str, int]:
+    """(host, port) of the Redshift the settings name; see the module docstring."""
+    if settings.aws_redshift_host:
+        return settings.aws_redshift_host, settings.aws_redshift_port
+    region = settings.aws_region or "us-east-1"
+    if settings.aws_redshift_workgroup:
+        name = settings.aws_redshift_workgroup
+        try:
+            if serverless_client is None:
+                import boto3
+
+                serverless_client = boto3.client("redshift-serverless", region_name=region)
+            endpoint = serverless_client.get_workgroup(workgroupName=name)["workgroup"]["endpoint"]
+            return endpoint["address"], int(endpoint.get("port") or settings.aws_redshift_port)
+        except Exception as error:  # botocore errors, a workgroup still being created (no endpoint)
+            raise EndpointError(f"could not read the endpoint of Redshift Serverless workgroup {name!r} in {region}: "
+                                f"{type(error).__name__}: {error}; pass --host") from None
+    if settings.aws_redshift_cluster_identifier:
+        name = settings.aws_redshift_cluster_identifier
+        try:
+            if redshift_client is None:
+                import boto3
+
+                redshift_client = boto3.client("redshift", region_name=region)
+            (cluster,) = redshift_client.describe_clusters(ClusterIdentifier=name)["Clusters"]
+            return cluster["Endpoint"]["Address"], int(cluster["Endpoint"].get("Port") or settings.aws_redshift_port)
+        except Exception as error:
+            raise EndpointError(f"could not read the endpoint of Redshift cluster {name!r} in {region}: "
+                                f"{type(error).__name__}: {error}; pass --host") from None
+    raise EndpointError(
+        "no Redshift endpoint: pass --host, or set SALES_AWS_REDSHIFT_HOST (or SALES_AWS_REDSHIFT_WORKGROUP / "
+        "SALES_AWS_REDSHIFT_CLUSTER_IDENTIFIER with SALES_AWS_REGION to look it up)"
+    )

@@ -4,7 +4,8 @@ Checks, evaluated in the same step right after the job: reconciliation with the 
 manifest (blocking), the quarantine rate under ``SALES_QUARANTINE_RATE_MAX`` (warn) and
 the day's order volume near the trailing average of the previous days (warn). Curated days
 are read through their commit records (``LakeResource.curated_files``): a day the job did not
-commit fails the reconciliation check with the reason, it is never counted as zero rows.
+commit fails the reconciliation check with the reason, it is never counted as zero rows, and
+so does a day whose tables were committed by different job runs (``curated_manifest.require_one_run``).
 """
 
 import datetime as dt
@@ -57,6 +58,25 @@ def committed_row_count(lake: LakeResource, table: str, day: dt.date, problems: 
             curated_manifest.CuratedRecordError) as error:
         problems.append(str(error))
         return None
+
+
+def committed_run_problems(lake: LakeResource, day: dt.date) -> list[str]:
+    """Why the committed tables of ``day`` are not one transform run's output (empty when they
+    are; a table without a record is reported elsewhere and is skipped here)."""
+    runs = {}
+    try:
+        for table in CURATED_TABLES:
+            try:
+                keys = lake.curated_files(table, day)
+            except curated_manifest.CuratedRecordMissingError:
+                continue
+            runs[table] = curated_manifest.record_run_id(
+                [key.rsplit("/", 1)[1] for key in keys], lake.uri(curated_manifest.record_key(table, day))
+            )
+        curated_manifest.require_one_run(day, runs)
+    except (curated_manifest.CuratedFileMissingError, curated_manifest.CuratedRecordError) as error:
+        return [str(error)]
+    return []
 
 
 def metadata_value(result: dg.MaterializeResult, name: str):
@@ -199,6 +219,9 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
         curated_rows = committed_row_count(lake, "order_lines", day, record_problems)
         quarantine_rows = committed_row_count(lake, "quarantine", day, record_problems)
         manifest = manifests[day]
+        # The four tables of a day must be one run's: a kill between two tables' commits leaves
+        # a mix the loader would refuse; the check fails first, naming the day.
+        record_problems += [p for p in committed_run_problems(lake, day) if p not in record_problems]
         if record_problems:
             problems += record_problems
         else:

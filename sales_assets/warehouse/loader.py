@@ -8,8 +8,9 @@ Callers may rely on:
 - `load_days(session, lake_root, days)` replaces each given day in ONE transaction: the day's
   previous fact rows and quarantine counts are deleted and the staged curated lines and
   quarantine counts (per reason) inserted, dimensions upserted with MERGE (latest
-  `updated_at` wins), calendar years of the days replaced. Any failure rolls the whole
-  transaction back, so any number of re-runs leaves exactly one copy of a day. Each curated
+  `updated_at` wins), and the calendar rows of the days' years written when dim_date does not
+  hold that whole year already (calendar rows never change, so a held year is kept). Any
+  failure rolls the whole transaction back, so any number of re-runs leaves exactly one copy of a day. Each curated
   table-day is read through its commit record (`curated/<table>/order_date=D/_manifest.json`,
   `sales_assets.transform.curated_manifest`): exactly the files it lists, never whatever the
   folder holds. A day whose record lists zero rows (no valid lines) replaces the day with
@@ -26,7 +27,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
-from sales_assets.resources.warehouse import WarehouseSession
+from sales_assets.warehouse.session import WarehouseSession
 
 SCHEMA_STATEMENTS = (
     "create_schema",
@@ -57,10 +58,10 @@ class LoadReport:
     """What one `load_days` call did.
 
     `rows_inserted` counts rows written per warehouse table (dimension rows merged, i.e. new
-    or at least as new as the held row; dim_date counts every calendar row replaced;
-    quarantine_daily counts (day, reason) rows); `lines_per_day` is the fact rows now
-    held for each loaded day; `days_without_lines` lists days whose committed curated
-    order_lines hold no row (replaced by nothing).
+    or at least as new as the held row; dim_date counts calendar rows written, 0 when every
+    year of the days was held already; quarantine_daily counts (day, reason) rows);
+    `lines_per_day` is the fact rows now held for each loaded day; `days_without_lines` lists
+    days whose committed curated order_lines hold no row (replaced by nothing).
     """
 
     days: tuple[dt.date, ...]
@@ -70,9 +71,13 @@ class LoadReport:
 
 
 def ensure_schema(session: WarehouseSession) -> None:
-    """Create the `sales` schema and its tables when absent."""
+    """Create the `sales` schema and its tables when absent; once per session (connection)."""
+    if session.schema_ready:
+        return
     for name in SCHEMA_STATEMENTS:
         session.execute(name)
+    # Inside a transaction the DDL could still be rolled back: only remember it outside one.
+    session.schema_ready = not session.in_transaction
 
 
 def curated_day_location(lake_root: str, table: str, day: dt.date) -> str:
@@ -129,6 +134,11 @@ def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]
         session.execute(f"drop_{stage}")
         session.execute(stage)
         session.stage_parquet(stage, [curated_day_location(lake_root, table, day) for day in days])
+    # A day whose tables two transform runs committed (one stopped between two tables) is
+    # refused before the transaction (CuratedRunMismatchError names the day: re-run the transform).
+    from sales_assets.transform.curated_manifest import require_one_run_per_day
+
+    require_one_run_per_day(lake_root, days, tuple(STAGES), getattr(session, "s3_client", None))
 
     staged_per_day: dict[dt.date, int] = {}
     for table, statement in DAY_CHECKED_STAGES.items():
@@ -159,11 +169,16 @@ def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]
         inserted["dim_product"] = session.execute_count("merge_dim_product", stamp)
         inserted["dim_date"] = 0
         for year in years:
-            session.execute_count(
-                "delete_dim_date_range", {"first_day": dt.date(year, 1, 1), "last_day": dt.date(year, 12, 31)}
-            )
-            # One executemany per year keeps each statement batch bounded (Data API limits).
             year_rows = calendar_rows([year])
+            first_day, last_day = dt.date(year, 1, 1), dt.date(year, 12, 31)
+            held = session.execute("count_dim_date_range", {"first_day": first_day, "last_day": last_day})
+            if int(held[0][0]) == len(year_rows):
+                continue  # the whole year is held; its rows are the same every time
+            session.execute_count(
+                "delete_dim_date_range", {"first_day": first_day, "last_day": last_day}
+            )
+            # One executemany per year keeps each statement batch bounded (Data API limits);
+            # the DuckDB session runs it as one set insert.
             session.executemany("insert_dim_date", year_rows)
             inserted["dim_date"] += len(year_rows)
 

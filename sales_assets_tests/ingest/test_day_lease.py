@@ -116,3 +116,44 @@ def test_the_lease_is_renewed_while_pages_land(store):
         holder = json.loads(store.read_bytes(lease_key(DAY)))
         assert holder["run_id"] == "long" and holder["expires_at"] > clock.now
     assert manifest["record_count"] == 3
+
+
+def test_a_dead_local_writers_lease_is_taken_over_at_once_and_a_live_ones_is_not(tmp_path):
+    """Fault 14: the lease of a SIGKILLed writer on this host does not block the retry until its
+    TTL; a lease naming a live process (or a process of another host) still refuses the day."""
+    import subprocess
+    import sys
+
+    from sales_assets.ingest.landing import process_identity
+    from sales_assets.ingest.store import LocalObjectStore
+
+    lake = LocalObjectStore(tmp_path / "lake")
+    day = dt.date(2026, 11, 20)
+    now = 1_000_000.0
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        me = process_identity()
+        assert me is not None
+        for writer, refused in ((dict(me, pid=live.pid, started=_started(live.pid)), True),
+                                (dict(me, pid=live.pid, started="1"), False),  # pid reused by a later process
+                                (dict(me, host="elsewhere", pid=dead.pid), True),
+                                (dict(me, pid=dead.pid), False)):
+            lake.write_bytes(lease_key(day), json.dumps({"run_id": "killed", "owner": "x", "acquired_at": "",
+                                                         "expires_at": now + 600, "writer": writer}).encode())
+            lease = DayLease(lake, day, "rerun", clock=lambda: now + 30)
+            if refused:
+                with pytest.raises(LeaseHeldError, match="killed"):
+                    lease.acquire()
+            else:
+                assert lease.acquire().took_over["run_id"] == "killed"
+                lease.release()
+    finally:
+        live.kill()
+        live.wait()
+
+
+def _started(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        return handle.read().rsplit(")", 1)[1].split()[19]

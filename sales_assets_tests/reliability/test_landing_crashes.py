@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 
 from sales_assets.ingest.landing import (
-    DEFAULT_LEASE_TTL_SECONDS,
     LeaseHeldError,
     land_day,
     lease_key,
     read_manifest,
     verify_manifest,
 )
+from sales_assets.ingest.assets import raw_sales_orders
 from sales_assets.ingest.store import LocalObjectStore
 
 DAY = dt.date(2026, 11, 20)
@@ -137,10 +137,15 @@ def test_a_sigkilled_writer_leaves_the_day_invisible_and_the_rerun_takes_over(tm
     assert read_manifest(store, DAY) is None
     assert len(store.list_keys(DAY_PREFIX + "run_id=killed/")) == 3
     assert store.exists(lease_key(DAY))  # a killed writer cannot release its lease...
-    with pytest.raises(LeaseHeldError, match="killed"):
-        land_day(store, FakeClient(), DAY)  # ...so the day is refused until the lease expires,
-    later = time.time() + DEFAULT_LEASE_TTL_SECONDS + 1
-    result = land_day(store, FakeClient(), DAY, clock=lambda: later)  # then taken over
+    lease = json.loads(store.read_bytes(lease_key(DAY)))
+    assert lease["writer"]["pid"] == writer.pid and lease["expires_at"] > time.time()
+    # ...but it names its (now dead) process, so a retry on the raw asset's retry policy's
+    # schedule (its first delay, which jitter may bring down to zero), long before the TTL,
+    # takes the day over instead of being refused.
+    policy = raw_sales_orders.op.retry_policy
+    first_retry = time.time() + policy.delay
+    assert policy.max_retries >= 1 and first_retry < lease["expires_at"]
+    result = land_day(store, FakeClient(), DAY, clock=lambda: first_retry)
     assert result.took_over_lease_from["run_id"] == "killed"
     assert committed_bytes(store) == clean
     assert run_folders(store) == {f"run_id={result.run_id}"}

@@ -1,7 +1,8 @@
 """Guards faults 15 and 22 (and the transform half of D): a transform that dies mid-way (by
 an exception such as ENOSPC while committing, or killed so hard that it leaves its staging
 folders and moved files behind) must never change what readers see of a curated day: they
-read exactly the files its committed record lists. The re-run must converge (one record, its
+read exactly the files its committed record lists, and a day it left with tables of two runs
+is refused by the warehouse load (fault C) until the re-run. The re-run must converge (one record, its
 files, nothing else), and re-running a successful day must give identical curated rows (a
 content hash over sorted rows) and identical warehouse rows and sums. Uses the session
 SparkSession and the hand-built demo lake."""
@@ -19,6 +20,7 @@ import pytest
 
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.warehouse import DuckDBWarehouseResource
+from sales_assets.transform import curated_manifest
 from sales_assets.warehouse import loader
 from sales_assets_tests.glue_scripts.conftest import DAY_1, DAY_2, build_demo_lake, load_script
 
@@ -117,8 +119,14 @@ def test_a_crashed_transform_is_invisible_and_reruns_give_identical_rows(tmp_pat
         shutil.copytree(day_dir, lake_root / "curated" / table / "_tmp_killed0000" / "_replaced",
                         ignore=shutil.ignore_patterns("_staging_*"))
     assert curated_hash(lake, curate.TABLES) == first_hash
-    # The warehouse re-load of the re-run days, leftovers present: identical rows and sums.
-    assert warehouse_state(warehouse_path, lake_root) == (first_rows, first_figures)
+    # The failed re-run committed every other table of the last day but not this one: the day
+    # mixes two runs, so the load refuses it (naming it) and the warehouse keeps its rows.
+    mixed_day = failed_folder.name.split("=", 1)[1]
+    with pytest.raises(curated_manifest.CuratedRunMismatchError,
+                       match=rf"order_date={mixed_day} mixes the output of 2 transform runs.*Re-run the transform"):
+        warehouse_state(warehouse_path, lake_root)
+    with DuckDBWarehouseResource(path=str(warehouse_path), lock_timeout_seconds=0).session() as session:
+        assert loader.fact_figures(session, DAYS) == first_figures
 
     # The re-run after the failure (space freed) converges and removes every leftover.
     curate.run(spark, str(lake_root), [DAY_1, DAY_2], log=quiet)

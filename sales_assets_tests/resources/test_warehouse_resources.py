@@ -216,7 +216,11 @@ def test_redshift_day_load_statement_sequence(monkeypatch, s3_lake):
     kinds = [sqlglot.parse_one(t, read="redshift").key for t in inside]
     # Both days' facts and quarantine counts deleted, then the inserts, then the MERGEs.
     assert kinds[:6] == ["delete"] * 4 + ["insert", "insert"]
-    assert set(kinds) == {"delete", "insert", "merge"} and kinds.count("merge") == 2
+    assert set(kinds) == {"delete", "insert", "merge", "select"} and kinds.count("merge") == 2
+    # The one read inside: whether dim_date holds the year whole (the fake says no: it is written).
+    assert [t for t in inside if sqlglot.parse_one(t, read="redshift").key == "select"] == [
+        transpile.redshift_sql("count_dim_date_range")
+    ]
     delete_params = [args for sql, args, _ in fake.statements[begin + 1:begin + 5]]
     assert delete_params == [{"sale_date": DAY_1}] * 2 + [{"sale_date": DAY_2}] * 2
     assert all(style == "named" for _, args, style in fake.statements if args)

@@ -1,0 +1,116 @@
+"""Guards the cross-table consistency of a curated day: the Glue job commits a day's four tables
+one after the other (each with its own `_manifest.json`), all under its run id. A kill between
+two tables' commits leaves a day whose order_lines come from the new run and whose quarantine
+and dimensions come from the old one. Neither the warehouse loader nor the transform's blocking
+reconciliation check may accept that mix: both must refuse the day with a message naming it and
+telling to re-run the transform, the warehouse must keep its previous copy, and once the re-run
+has committed every table the day loads normally."""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sales_assets.resources.lake import LocalLakeResource
+from sales_assets.resources.warehouse import DuckDBWarehouseResource
+from sales_assets.transform import curated_manifest
+from sales_assets.transform.assets import RECONCILIATION_CHECK, curated_sales
+from sales_assets.warehouse import loader
+from sales_assets_tests.glue_scripts.conftest import load_script
+from sales_assets_tests.operations.fakes import RecordingEtl, write_manifests
+from sales_assets_tests.warehouse.curated_builders import (
+    DIM_CUSTOMER_SCHEMA,
+    DIM_PRODUCT_SCHEMA,
+    ORDER_LINES_SCHEMA,
+    QUARANTINE_SCHEMA,
+    dims_from_lines,
+    expected_figures,
+    make_line,
+)
+
+DAY = dt.date(2026, 11, 20)
+OLD = [make_line("O-1", 1, DAY, quantity=2, unit_price="9.99"), make_line("O-2", 1, DAY)]
+NEW = [make_line("O-1", 1, DAY, quantity=3, unit_price="9.99"), make_line("O-3", 1, DAY, unit_price="7.25")]
+TABLES = ("order_lines", "dim_customer", "dim_product", "quarantine")
+
+
+@pytest.fixture(scope="module")
+def curate():
+    return load_script()
+
+
+def glue_commit(curate, lake_root: Path, lines: list[dict], run_id: str, tables=TABLES) -> None:
+    """Commit `tables` of DAY with the Glue script's own commit_day, as job run `run_id` does."""
+    customers, products = dims_from_lines(lines)
+    frames = {"order_lines": (lines, ORDER_LINES_SCHEMA), "dim_customer": (customers, DIM_CUSTOMER_SCHEMA),
+              "dim_product": (products, DIM_PRODUCT_SCHEMA), "quarantine": ([], QUARANTINE_SCHEMA)}
+    lake = curate.Lake(str(lake_root))
+    for table in tables:
+        rows, schema = frames[table]
+        staging = f"curated/{table}/order_date={DAY}/_staging_{run_id}"
+        (lake_root / staging).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), lake_root / staging / "part-00000-x-c000.snappy.parquet")
+        curate.commit_day(curate.LocalFiles(lake), lake, table, DAY.isoformat(), staging, run_id)
+
+
+def test_the_glue_file_names_carry_the_run_and_one_record_cannot_mix_runs(curate, tmp_path):
+    run = uuid.uuid4().hex
+    glue_commit(curate, tmp_path, OLD, run)
+    assert curated_manifest.require_one_run_per_day(str(tmp_path), [DAY], TABLES) == {DAY: run}
+    assert curated_manifest.record_run_id(["part-00000-handmade.parquet"], "r") is None
+    with pytest.raises(curated_manifest.CuratedRunMismatchError, match="2 transform runs"):
+        curated_manifest.record_run_id([f"part-00000-{'a' * 32}.snappy.parquet", f"part-00001-{'b' * 32}.snappy.parquet"], "r")
+
+
+def test_a_day_mixing_two_runs_is_refused_by_the_loader_and_the_rerun_loads(curate, tmp_path):
+    lake_root = tmp_path / "lake"
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "wh.duckdb"))
+    glue_commit(curate, lake_root, OLD, uuid.uuid4().hex)
+    with warehouse.session() as session:
+        loader.load_days(session, str(lake_root), [DAY])
+        assert loader.fact_figures(session, [DAY])[DAY] == expected_figures(OLD)
+
+    rerun = uuid.uuid4().hex
+    glue_commit(curate, lake_root, NEW, rerun, tables=("order_lines",))  # killed after its first table
+    with warehouse.session() as session:
+        with pytest.raises(curated_manifest.CuratedRunMismatchError,
+                           match=rf"order_date={DAY} mixes .*order_lines: {rerun}.*Re-run the transform .* for {DAY}"):
+            loader.load_days(session, str(lake_root), [DAY])
+        assert loader.fact_figures(session, [DAY])[DAY] == expected_figures(OLD)
+
+    glue_commit(curate, lake_root, NEW, rerun, tables=TABLES[1:])  # the re-run finishes the day
+    with warehouse.session() as session:
+        loader.load_days(session, str(lake_root), [DAY])
+        assert loader.fact_figures(session, [DAY])[DAY] == expected_figures(NEW)
+
+
+class KilledBetweenTablesEtl(RecordingEtl):
+    """The fake job, except that a second run then commits order_lines only (and dies)."""
+
+    def run_script(self, context, script, arguments):
+        completed = super().run_script(context, script, arguments)
+        lake = LocalLakeResource(root=arguments["lake_root"])
+        frame = pa.table({"net": pa.array([1.0] * self.curated_lines, pa.float64())})
+        curated_manifest.commit_day(lake, "order_lines", DAY, [frame], run_id=uuid.uuid4().hex)
+        return completed
+
+
+@pytest.mark.parametrize("etl_class, passed", [(RecordingEtl, True), (KilledBetweenTablesEtl, False)])
+def test_the_reconciliation_check_fails_a_day_mixing_two_runs(tmp_path, etl_class, passed):
+    write_manifests(tmp_path / "lake", [DAY], orders=10, lines=12)
+    etl = etl_class(calls_path=str(tmp_path / "calls.jsonl"), curated_lines=10, quarantine_lines=2)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [curated_sales], instance=instance, partition_key=DAY.isoformat(), raise_on_error=False,
+            resources={"etl": etl, "lake": LocalLakeResource(root=str(tmp_path / "lake"))},
+        )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == RECONCILIATION_CHECK]
+    assert evaluation.passed is passed
+    if not passed:
+        assert f"order_date={DAY} mixes the output of 2 transform runs" in evaluation.description
+        assert "Re-run the transform" in evaluation.description
