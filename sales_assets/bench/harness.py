@@ -363,7 +363,8 @@ def render_markdown(report: dict) -> str:
 
 
 def target_line(target: dict) -> str:
-    verdict = "----" if target["passed"] is None else ("PASS" if target["passed"] else "FAIL")
+    # A run below the target's scale gets no verdict: a PASS at 100k says nothing about 1M.
+    verdict = "----" if target["passed"] is None or not target["applies"] else ("PASS" if target["passed"] else "FAIL")
     scope = "" if target["applies"] else " (indicative: this run is not at the target's scale)"
     return f"- {verdict} {target['target']}: {target['measured']}{scope}"
 

@@ -211,7 +211,12 @@ def day_load_statements(
 def write_day_manifests(s3_client: Any, lake_root: str, days: Sequence[dt.date]) -> dict[str, int]:
     """Write the COPY manifests of one day batch from the days' commit records; curated table ->
     files listed. CuratedRecordMissingError / CuratedFileMissingError name a day not curated or
-    a listed file gone; nothing is written for a table whose record failed."""
+    a listed file gone; nothing is written for a table whose record failed; CuratedRunMismatchError
+    (before anything is written) a day whose tables were committed by different transform runs."""
+    from sales_assets.transform.curated_manifest import require_one_run_per_day
+
+    # As the connection loader does: a day whose tables come from two transform runs is refused.
+    require_one_run_per_day(lake_root, days, tuple(loader.STAGES), s3_client)
     counts = {}
     for table, stage in loader.STAGES.items():
         locations = [loader.curated_day_location(lake_root, table, day) for day in days]

@@ -114,3 +114,29 @@ def test_the_reconciliation_check_fails_a_day_mixing_two_runs(tmp_path, etl_clas
     if not passed:
         assert f"order_date={DAY} mixes the output of 2 transform runs" in evaluation.description
         assert "Re-run the transform" in evaluation.description
+
+
+def test_the_data_api_load_refuses_a_mixed_day_before_writing_any_copy_manifest():
+    import boto3
+    from moto import mock_aws
+
+    from sales_assets.warehouse import data_api_load
+    from sales_assets.warehouse.session import COPY_MANIFEST_FOLDER
+    from sales_assets_tests.warehouse.curated_builders import put_s3_day
+
+    old, new = uuid.uuid4().hex, uuid.uuid4().hex
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="lake-bucket")
+        # order_lines from the re-run, the other tables still from the first run.
+        for table in loader.STAGES:
+            run = new if table == "order_lines" else old
+            put_s3_day(s3, "lake-bucket", "lake", table, DAY, {f"part-00000-{run}.snappy.parquet": b"PAR1"})
+        with pytest.raises(curated_manifest.CuratedRunMismatchError, match=str(DAY)):
+            data_api_load.write_day_manifests(s3, "s3://lake-bucket/lake", [DAY])
+        listed = s3.list_objects_v2(Bucket="lake-bucket", Prefix=f"lake/{COPY_MANIFEST_FOLDER}").get("KeyCount", 0)
+        assert listed == 0
+        # Once the re-run has committed every table, the same call writes the manifests.
+        for table in loader.STAGES:
+            put_s3_day(s3, "lake-bucket", "lake", table, DAY, {f"part-00000-{new}.snappy.parquet": b"PAR1"})
+        assert data_api_load.write_day_manifests(s3, "s3://lake-bucket/lake", [DAY]) == dict.fromkeys(loader.STAGES, 1)
