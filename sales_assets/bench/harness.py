@@ -167,13 +167,7 @@ def run_bench(orders: int, days: int = 1, out: str | Path = "bench/results", wor
         server.stop()
     if empty_day:
         stages["empty_day_end_to_end"] = _empty_day(root / "empty", day_list[0], log)
-    _ratios(stages)
-    report["targets"] = targets(report)
-    report["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    write_results(report, Path(out))
-    if not keep and work_dir is None:
-        shutil.rmtree(root, ignore_errors=True)
-    return report
+    return _finish(report, out, root, remove_root=not keep and work_dir is None)
 
 
 def _end_to_end(name: str, root: Path, server, day_list: list[dt.date], data_bytes: int, log) -> dict:
@@ -232,11 +226,16 @@ def run_backfill_compare(orders: int = 10_000, days: int = 30, out: str | Path =
         finally:
             server.stop()
     report["orders"] = stages["backfill_end_to_end"]["orders"]
-    _ratios(stages)
+    return _finish(report, out, root, remove_root=not keep and work_dir is None)
+
+
+def _finish(report: dict, out: str | Path, root: Path, remove_root: bool) -> dict:
+    """Ratios, target lines and the finish time into `report`; results written under `out`."""
+    _ratios(report["stages"])
     report["targets"] = targets(report)
     report["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     write_results(report, Path(out))
-    if not keep and work_dir is None:
+    if remove_root:
         shutil.rmtree(root, ignore_errors=True)
     return report
 

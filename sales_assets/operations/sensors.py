@@ -255,6 +255,15 @@ def finished_runs_after(instance: dg.DagsterInstance, cursor: str | None, limit:
     return runs, new_cursor
 
 
+def _each_finished_run(context: dg.SensorEvaluationContext, handle, done: str) -> dg.SkipReason:
+    """``handle(run)`` (returning how many things it did) for each run finished since the
+    cursor, then the cursor moves past them: a run is handled once per sensor."""
+    runs, cursor = finished_runs_after(context.instance, context.cursor)
+    count = sum(handle(run) for run in runs)
+    context.update_cursor(cursor)
+    return dg.SkipReason(f"{len(runs)} finished run(s), {count} {done}")
+
+
 @dg.run_failure_sensor(
     name=RUN_FAILURE_SENSOR_NAME,
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -273,14 +282,13 @@ def sales_run_failure_alerts(context: dg.RunFailureSensorContext, alerts: Alerts
     description="Alerts (alerts resource) on every failed asset check of a finished run, with its numbers.",
 )
 def sales_check_failure_alerts(context: dg.SensorEvaluationContext, alerts: AlertsResource):
-    runs, cursor = finished_runs_after(context.instance, context.cursor)
-    sent = 0
-    for run in runs:
-        for alert in failed_check_alerts(context.instance, run):
+    def send(run) -> int:
+        found = failed_check_alerts(context.instance, run)
+        for alert in found:
             alerts.send(alert)
-            sent += 1
-    context.update_cursor(cursor)
-    return dg.SkipReason(f"{len(runs)} finished run(s), {sent} check alert(s) sent")
+        return len(found)
+
+    return _each_finished_run(context, send, "check alert(s) sent")
 
 
 @dg.sensor(
@@ -290,15 +298,13 @@ def sales_check_failure_alerts(context: dg.SensorEvaluationContext, alerts: Aler
     description="Puts rows, quarantined lines and duration of each materialization through the metrics resource.",
 )
 def sales_materialization_metrics(context: dg.SensorEvaluationContext, metrics: MetricsResource):
-    runs, cursor = finished_runs_after(context.instance, context.cursor)
-    count = 0
-    for run in runs:
+    def put(run) -> int:
         measured = run_materialization_metrics(context.instance, run)
         if measured:
             metrics.put(measured)
-            count += len(measured)
-    context.update_cursor(cursor)
-    return dg.SkipReason(f"{len(runs)} finished run(s), {count} materialization metric set(s) put")
+        return len(measured)
+
+    return _each_finished_run(context, put, "materialization metric set(s) put")
 
 
 FRESH, WARN, FAIL, UNKNOWN = "fresh", "warn", "fail", "unknown"
