@@ -30,6 +30,7 @@ LAMBDA_MODULES = (
     "source/client.py",
     "ingest/__init__.py",
     "ingest/landing.py",
+    "ingest/lease.py",
     "ingest/store.py",
     "ingest/lambda_handler.py",
 )
