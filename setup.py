@@ -22,6 +22,10 @@ setup(
         "pyspark>=3.5,<3.6",
         "boto3>=1.34",
         "requests>=2.31",
+        # the source client's transport (requests' own dependency, imported directly)
+        "urllib3>=2",
+        # validates a page and hands each order's exact bytes without building it (ingest speed)
+        "msgspec>=0.18",
         "redshift-connector>=2.1",
         "duckdb>=1.1",
         "sqlglot>=25",

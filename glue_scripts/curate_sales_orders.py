@@ -269,6 +269,34 @@ class _Number:
             self.is_token & exact.isNotNull() & (probe_decimal != exact), F.lit(False)
         )
 
+    _PARTS = ("is_token", "coercible", "value", "negative", "text_places", "excess")
+
+    def columns(self, prefix: str) -> list:
+        """Its parts as named columns (``prefix`` + part), for ``staged``."""
+        from pyspark.sql import functions as F
+
+        parts = []
+        for part in self._PARTS:
+            expression = getattr(self, part)
+            if part == "text_places":
+                # Only read where the number is a coercible string (places_at_most).
+                expression = F.when(self.coercible, expression)
+            parts.append(expression.alias(prefix + part))
+        return parts
+
+    @classmethod
+    def staged(cls, text, prefix: str) -> "_Number":
+        """The same number read from the columns ``columns(prefix)`` added: each part is then
+        computed once per row and the rules built on it stay small expression trees."""
+        from pyspark.sql import functions as F
+
+        number = cls.__new__(cls)
+        number.text = text
+        for part in cls._PARTS:
+            setattr(number, part, F.col(prefix + part))
+        number.is_number = number.is_token | number.coercible
+        return number
+
     def places_at_most(self, places: int):
         from pyspark.sql import functions as F
 
@@ -299,32 +327,64 @@ def rfc3339_micros(text):
     """UTC epoch microseconds of an RFC 3339 timestamp with an offset, else null.
 
     Same reading as the contract: impossible dates/times/offsets are null, the fraction is
-    truncated to microseconds, results outside years 1..9999 UTC are null.
+    truncated to microseconds, results outside years 1..9999 UTC are null. The expression
+    evaluates ``micros`` twice; ``with_rfc3339_micros`` adds the same value as a column with
+    each part computed once (what the job uses).
     """
     from pyspark.sql import functions as F
 
-    def part(index):
-        return F.regexp_extract(text, RFC3339_PATTERN, index)
+    micros = _rfc3339_unchecked_micros(text)
+    return F.when(micros.between(_MIN_MICROS, _MAX_MICROS), micros)
 
-    year, second = part(1).cast("int"), part(6).cast("int")
-    off_h, off_m = part(10).cast("int"), part(11).cast("int")
-    zulu = part(8) != ""
-    seconds = F.concat(part(6), F.lit("."), F.rpad(F.substring(part(7), 1, 6), 6, "0")).cast("decimal(8,6)")
-    local = F.make_timestamp(
-        year, part(2).cast("int"), part(3).cast("int"), part(4).cast("int"), part(5).cast("int"),
-        seconds, F.lit("UTC"),
-    )
+
+def _rfc3339_unchecked_micros(text):
+    """Epoch microseconds of ``text`` when it matches RFC3339_PATTERN with a possible offset
+    and second, before the year-range check; else null.
+
+    The pattern is matched once; after a match every part sits at a known place (the date
+    and time at fixed positions, the offset at the end: "Z"/"z" or "+HH:MM"), so the parts are
+    cut with substrings instead of one regular-expression pass per part.
+    """
+    from pyspark.sql import functions as F
+
+    matched = F.when(F.coalesce(text.rlike(RFC3339_PATTERN), F.lit(False)), text)
+
+    def cut(start, length):
+        return F.substring(matched, start, length)
+
+    year, second = cut(1, 4).cast("int"), cut(18, 2).cast("int")
+    zulu = F.upper(cut(-1, 1)) == "Z"
+    off_h, off_m = cut(-5, 2).cast("int"), cut(-2, 2).cast("int")
+    # The fraction runs from position 21 (after "SS.") to just before the offset.
+    fraction_length = F.length(matched) - F.when(zulu, F.lit(1)).otherwise(F.lit(6)) - 20
+    fraction = F.when(cut(20, 1) == ".", matched.substr(F.lit(21), fraction_length)).otherwise(F.lit(""))
+    micros = F.rpad(F.substring(fraction, 1, 6), 6, "0").cast("bigint")
+    hour, minute = cut(12, 2).cast("int"), cut(15, 2).cast("int")
+    # Integer arithmetic on the proleptic Gregorian day (make_date: null for an impossible
+    # date), as make_timestamp(..., "UTC") would give for a valid time of day, without its
+    # per-row decimal seconds and time-zone conversion.
+    day = F.unix_date(F.make_date(year, cut(6, 2).cast("int"), cut(9, 2).cast("int"))).cast("bigint")
+    local = day * 86_400_000_000 + ((hour * 60 + minute) * 60 + second).cast("bigint") * 1_000_000 + micros
     offset_minutes = F.when(zulu, F.lit(0)).otherwise(
-        F.when(part(9) == "-", F.lit(-1)).otherwise(F.lit(1)) * (off_h * 60 + off_m)
+        F.when(cut(-6, 1) == "-", F.lit(-1)).otherwise(F.lit(1)) * (off_h * 60 + off_m)
     )
-    micros = F.unix_micros(local) - offset_minutes.cast("bigint") * 60_000_000
     valid = (
-        F.coalesce(text.rlike(RFC3339_PATTERN), F.lit(False))
-        & (zulu | ((off_h <= 23) & (off_m <= 59)))
-        & (second <= 59) & (year >= 1)
-        & micros.between(_MIN_MICROS, _MAX_MICROS)
+        (zulu | ((off_h <= 23) & (off_m <= 59)))
+        & (hour <= 23) & (minute <= 59) & (second <= 59) & (year >= 1)
     )
-    return F.when(valid, micros)
+    return F.when(valid, local - offset_minutes.cast("bigint") * 60_000_000)
+
+
+def with_rfc3339_micros(frame, columns: dict):
+    """``frame`` plus one column per ``{name: text column}``: ``rfc3339_micros`` of the text,
+    each timestamp parsed once (two selects, so the range check reads a column)."""
+    from pyspark.sql import functions as F
+
+    frame = frame.select("*", *[_rfc3339_unchecked_micros(text).alias(name) for name, text in columns.items()])
+    return frame.select(
+        *[F.col(name) for name in frame.columns if name not in columns],
+        *[F.when(F.col(name).between(_MIN_MICROS, _MAX_MICROS), F.col(name)).alias(name) for name in columns],
+    )
 
 
 def _micros_to_date(micros):
@@ -404,21 +464,24 @@ def _order_checks(frame):
         F.from_json("value", RECORD_LINES_TEXT_SCHEMA, JSON_OPTIONS)["lines"],
     ).alias("line_texts"))
     line_count = F.when(rec["lines"].isNotNull(), F.size(rec["lines"])).otherwise(F.size("line_texts"))
-    lines_ok = F.coalesce(line_count > 0, F.lit(False))
-    order_ts = rfc3339_micros(rec["order_timestamp"])
-    updated = rfc3339_micros(rec["updated_at"])
     customer_id = rec["customer"]["customer_id"]
     customer_ok = rec["customer"].isNotNull() & _json_string(
         customer_id, _number_probe(customer_id, F.col("value"), CUSTOMER_ID_PROBE_SCHEMA)["customer"]["customer_id"]
     )
+    # Each derived value is a column of its own (computed once, referenced by name below): the
+    # rules and their details then stay small expression trees for Spark to plan.
+    frame = with_rfc3339_micros(frame, {"order_micros": rec["order_timestamp"], "updated_key": rec["updated_at"]})
     frame = frame.select(
         "*",
         F.when(order_id_ok, rec["order_id"]).alias("order_id"),
-        lines_ok.alias("lines_ok"),
-        order_ts.alias("order_micros"),
-        updated.alias("updated_key"),
+        line_count.alias("_line_count"),
+        _micros_to_date(F.col("order_micros")).alias("_order_day"),
+        customer_ok.alias("_customer_ok"),
     )
-    order_day = _micros_to_date(F.col("order_micros"))
+    line_count = F.col("_line_count")
+    frame = frame.select("*", F.coalesce(line_count > 0, F.lit(False)).alias("lines_ok"))
+    order_day = F.col("_order_day")
+    customer_ok = F.col("_customer_ok")
     reason = (
         F.when(~F.col("is_object"), F.lit(R_INVALID_JSON))
         .when(F.col("order_id").isNull(), F.lit(R_MISSING_ORDER_ID))
@@ -446,7 +509,8 @@ def _order_checks(frame):
         ))
     )
     units = F.when(F.col("is_object") & F.col("lines_ok"), line_count).otherwise(F.lit(1))
-    return frame.select("*", reason.alias("order_reason"), detail.alias("order_detail"), units.alias("units"))
+    frame = frame.select("*", reason.alias("order_reason"), detail.alias("order_detail"), units.alias("units"))
+    return frame.drop("_line_count", "_order_day", "_customer_ok")
 
 
 def _dedup(records):
@@ -509,19 +573,11 @@ def _line_units(records):
     elements = F.when(present & F.col("fast"), fast_elements).when(present, slow_elements)
     records = records.select("*", elements.alias("elements"))
     records = records.select("*", F.transform("elements", _valid_line_number).alias("numbers"))
-    # The first element with a given valid line_number keeps it; later ones are duplicates.
-    numbers = F.col("numbers")
-    duplicate = F.transform(
-        numbers, lambda number, index: F.coalesce(
-            number.isNotNull() & F.exists(F.slice(numbers, 1, index), lambda seen: seen == number), F.lit(False)
-        )
-    )
-    records = records.select("*", duplicate.alias("duplicate"))
     # Only what the units need rides along with each exploded line (not the raw arrays).
     slim_rec = F.struct(*[rec[name].alias(name) for name in ("channel", "store_id", "status", "currency", "customer")])
     records = records.select(
         "order_date", "source_page", "position", "ingest_run_id", "order_id", "value", "order_reason",
-        "order_detail", "order_micros", "updated_key", slim_rec.alias("rec"), "numbers", "duplicate", "elements",
+        "order_detail", "order_micros", "updated_key", slim_rec.alias("rec"), "numbers", "elements",
     )
     units = records.select(
         *[name for name in records.columns if name != "elements"],
@@ -530,7 +586,11 @@ def _line_units(records):
     element = F.col("element")
     position = F.col("unit_index") + 1
     line_number = F.element_at("numbers", position)
-    is_duplicate = F.element_at("duplicate", position)
+    # The first element with a given valid line_number keeps it; later ones are duplicates.
+    # (Found after the explode, per unit, by the first position of its number: no per-element
+    # lambda, which Spark would interpret without code generation.)
+    first_position = F.expr("array_position(numbers, element_at(numbers, unit_index + 1))")
+    is_duplicate = F.coalesce(line_number.isNotNull() & (first_position < position), F.lit(False))
     product_text = element["t"]["product_id"]
     product_boolean = F.when(
         product_text.isin("true", "false"),
@@ -546,8 +606,16 @@ def _line_units(records):
         .when(could_be_number, F.from_json(element["s"], PRODUCT_ID_NUMBER_SCHEMA, JSON_OPTIONS)["product_id"])
     )
     product_ok = _json_string(product_text, product_number, product_boolean)
-    quantity, price = _leaf(element, "quantity"), _leaf(element, "unit_price")
-    discount, tax = _leaf(element, "discount"), _leaf(element, "tax_rate")
+    leaves = {name: _leaf(element, name) for name in ("quantity", "unit_price", "discount", "tax_rate")}
+    units = units.select(
+        "*", line_number.alias("_line_number"), is_duplicate.alias("_is_duplicate"),
+        product_ok.alias("_product_ok"),
+        *[part for name, leaf in leaves.items() for part in leaf.columns(f"_{name}_")],
+    )
+    line_number, is_duplicate, product_ok = F.col("_line_number"), F.col("_is_duplicate"), F.col("_product_ok")
+    quantity, price, discount, tax = [
+        _Number.staged(leaf.text, f"_{name}_") for name, leaf in leaves.items()
+    ]
 
     def bad_rate(rate: _Number):
         return rate.text.isNotNull() & (
@@ -576,7 +644,8 @@ def _line_units(records):
             *[F.coalesce(leaf.text, F.lit("null")) for leaf in (quantity, price, discount, tax)],
         ))
     )
-    reason = F.coalesce(F.col("order_reason"), line_reason)
+    units = units.select("*", F.coalesce(F.col("order_reason"), line_reason).alias("_reason"))
+    reason = F.col("_reason")
     detail = F.when(F.col("order_reason").isNotNull(), F.col("order_detail")).otherwise(line_detail)
     kind = F.when(reason.isNull(), F.lit(KIND_CURATED)).otherwise(F.lit(KIND_QUARANTINE))
     # Quarantine keeps the element's line_number unless the element had none to keep.
@@ -708,7 +777,10 @@ def read_lines(spark, lake: Lake, manifests: dict[str, dict]):
     )
     files = files.select(
         "order_date", "source_page", "ingest_run_id", "utf8",
-        F.posexplode(F.split("text", "\r\n|\r|\n")).alias("pos", "value"),
+        # A page without a carriage return (every page the source writes) splits on the
+        # single character, which Java does without running a regular expression.
+        F.posexplode(F.when(F.instr("text", "\r") == 0, F.split("text", "\n"))
+                     .otherwise(F.split("text", "\r\n|\r|\n"))).alias("pos", "value"),
     )
     return files.filter(~F.col("value").rlike(r"^[ \t]*$")).select(
         "order_date", "source_page", "ingest_run_id", (F.col("pos") + 1).alias("position"), "value",

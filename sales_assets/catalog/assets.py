@@ -6,7 +6,8 @@ from typing import Iterator
 import dagster as dg
 
 from sales_assets.catalog.contract import REQUIRED_FIELDS, contract_problems
-from sales_assets.catalog.crawler import CrawlResult, crawl_partition, crawl_with_glue_crawler
+from sales_assets.catalog.crawler import CrawlResult, Sample, crawl_partition, crawl_with_glue_crawler
+from sales_assets.catalog.crawler_config import MAX_SAMPLE_BYTES_PER_PAGE, SAMPLE_BYTES_PER_PAGE, SAMPLE_PAGES
 from sales_assets.ingest.assets import RAW_SALES_ORDERS
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.catalog import CatalogResource
@@ -20,10 +21,20 @@ class CrawlerConfig(dg.Config):
     database: str = "sales_raw"
     table: str = "sales_orders"
     sample_limit: int | None = None
-    """Infer the schema from at most this many records per day (None: all of them)."""
+    """Infer the schema from at most this many lines per day (None: no cap beyond the sample)."""
+    sample_pages: int | None = SAMPLE_PAGES
+    """Pages per day to infer from, spread over the day (None: every page; Glue's SampleSize)."""
+    sample_bytes_per_page: int | None = SAMPLE_BYTES_PER_PAGE
+    """Bytes read from the start of each sampled page (None: whole pages; Glue reads 1 MB)."""
+    max_sample_bytes_per_page: int | None = MAX_SAMPLE_BYTES_PER_PAGE
+    """How far a page's read grows while it holds no JSON object (Glue: up to 10 MB)."""
     number_mode: str = "decimal"
     """How JSON fractions are typed: "decimal" (decimal(p,s) keeping scale) or "double" (like a
     Glue crawler); anything else fails the run before the lake is read."""
+
+    def sample(self) -> Sample:
+        return Sample(pages=self.sample_pages, bytes_per_page=self.sample_bytes_per_page,
+                      max_bytes_per_page=self.max_sample_bytes_per_page)
 
 
 def glue_columns_to_schema(columns: list[dict]) -> dg.TableSchema:
@@ -38,11 +49,11 @@ def _crawl(context: dg.AssetExecutionContext, config: CrawlerConfig, lake: LakeR
         context.log.info(f"running Glue crawler {crawler!r} for {len(days)} day(s)")
         return crawl_with_glue_crawler(
             lake, catalog, crawler, config.database, config.table, days,
-            sample_limit=config.sample_limit, number_mode=config.number_mode,
+            sample_limit=config.sample_limit, number_mode=config.number_mode, sample=config.sample(),
         )
     results = [
         crawl_partition(lake, catalog, config.database, config.table, day, sample_limit=config.sample_limit,
-                        number_mode=config.number_mode, write_partition=False)
+                        number_mode=config.number_mode, write_partition=False, sample=config.sample())
         for day in days
     ]
     # Every partition of the run with the table's final columns, in as few calls as possible.
@@ -84,7 +95,8 @@ def catalog_sales_orders(
     for result in results:
         diff = result.diff
         context.log.info(
-            f"crawled {result.order_date}: {result.records_scanned} records, table version "
+            f"crawled {result.order_date}: {result.record_count} records, schema inferred from "
+            f"{result.records_scanned} of them ({result.pages_scanned} pages, {result.bytes_scanned} bytes), table version "
             f"{result.table_version}{' (new)' if result.schema_changed else ''}, added {diff['added']}, "
             f"widened {diff['widened']}, missing in partition {diff['missing_in_partition']}, "
             f"partition at {result.partition_location}"
@@ -97,7 +109,8 @@ def catalog_sales_orders(
         found[result.order_date] = {
             "types": day_found,
             "missing_in_partition": diff["missing_in_partition"],
-            "records": result.records_scanned,
+            "records": result.record_count,
+            "records_sampled": result.records_scanned,
         }
         if day_problems:
             problems[result.order_date] = day_problems
@@ -106,7 +119,7 @@ def catalog_sales_orders(
     yield dg.MaterializeResult(
         asset_key=CATALOG_SALES_ORDERS,
         metadata={
-            "dagster/row_count": sum(r.records_scanned for r in results),
+            "dagster/row_count": sum(r.record_count for r in results),
             "dagster/column_schema": glue_columns_to_schema(last.columns),
             "table_version": str(last.table_version),
             "schema_changed": any(r.schema_changed for r in results),

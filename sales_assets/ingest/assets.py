@@ -4,13 +4,35 @@ import datetime as dt
 
 import dagster as dg
 
-from sales_assets.ingest.landing import LeaseHeldError, land_day, read_manifest, verify_manifest
+from sales_assets.ingest.landing import (
+    DEFAULT_LEASE_TTL_SECONDS,
+    LeaseHeldError,
+    land_day,
+    read_manifest,
+    verify_manifest,
+)
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.lake import LakeResource
 from sales_assets.resources.source import SalesSourceResource
 from sales_assets.source.client import SourceClientError, SourcePaginationError
 
 RAW_SALES_ORDERS = dg.AssetKey(["raw", "sales_orders"])
+
+# A step refused by a lease is retried just after the holder's lease would expire: a crashed
+# holder's day is then taken over by Dagster's own retry; a live holder (its heartbeat keeps
+# the lease) refuses again, and after LEASE_RETRIES waits the step fails with its message.
+LEASE_RETRIES = 3
+# Past the holder's expiry, for clock skew between its host and this one.
+LEASE_RETRY_MARGIN_SECONDS = 10.0
+
+
+def retry_after_lease(error: LeaseHeldError) -> dg.RetryRequested:
+    """The ``RetryRequested`` for a step refused by ``error``: wait until the holder's lease
+    expires plus ``LEASE_RETRY_MARGIN_SECONDS``, at most ``LEASE_RETRIES`` times. Raise it
+    ``from error`` so the final failure shows the holder's message."""
+    left = error.seconds_left()
+    wait = (DEFAULT_LEASE_TTL_SECONDS if left is None else left) + LEASE_RETRY_MARGIN_SECONDS
+    return dg.RetryRequested(max_retries=LEASE_RETRIES, seconds_to_wait=round(wait, 3))
 
 # The landed pages keep every field as received; these are the contract's
 # top-level fields, which is what a reader of the raw layer can rely on.
@@ -45,16 +67,21 @@ def raw_sales_orders(
 ) -> dg.MaterializeResult:
     """JSON Lines pages of the day's orders from the Sales Source API, one order per line, fields as
     received, committed by a `_manifest.json` written last (the Lambda's job in the AWS design).
-    One writer per day: a second run of the same day fails with a message naming the first."""
+    One writer per day: a run refused by another run's lease on the day is retried just after
+    that lease would expire (so a crashed writer's day is taken over), and fails with a message
+    naming the holder if the holder is still alive after ``LEASE_RETRIES`` waits."""
     results = []
     with source.get_client() as client:
         for day in partition_days(context):
             try:
                 # The same function the Lambda handler runs: lease, pages, manifest, cleanup.
                 result = land_day(lake, client, day, owner=f"dagster run {context.run_id}")
-            except (SourceClientError, SourcePaginationError, LeaseHeldError) as exc:
-                # Configuration, a looping source or another run landing this day: retrying
-                # the step in 30 s cannot help. (These messages never hold the token.)
+            except LeaseHeldError as exc:
+                context.log.warning(f"{exc} Retrying in {retry_after_lease(exc).seconds_to_wait} s.")
+                raise retry_after_lease(exc) from exc
+            except (SourceClientError, SourcePaginationError) as exc:
+                # Configuration or a looping source: retrying the step in 30 s cannot help.
+                # (These messages never hold the token.)
                 raise dg.Failure(description=str(exc), allow_retries=False) from None
             results.append(result)
             context.log.info(

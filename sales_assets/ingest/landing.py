@@ -20,6 +20,7 @@ may be a Dagster ``LakeResource`` or a plain ``sales_assets.ingest.store`` objec
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -129,30 +130,39 @@ def land_pages(
     ``pages`` yields objects with ``number``, ``as_of``, ``jsonl_bytes()`` and either
     ``record_count`` and ``line_units`` (a client ``Page``: counted without parsing the
     records exactly) or ``records``; they are consumed one at a time so memory stays bounded
-    by a page, whatever the size of the day. ``source_url`` goes into the manifest
+    by a few pages, whatever the size of the day. ``source_url`` goes into the manifest
     as given: pass it without credentials. With a ``lease``, it is renewed as pages
     land and checked before the commit. Returns the committed manifest.
+
+    Page n is in place (``lake.write_bytes`` returned) before page n+1 is asked for, and
+    every page is durable before the manifest is written: a lake with ``deferred_fsync``
+    (``LocalObjectStore``) fsyncs the run's pages in the background while later pages land
+    and waits for them all when the pages end, so the disk works alongside the fetch.
     """
     summaries: list[PageSummary] = []
     as_of = None
-    for page in pages:
-        body = page.jsonl_bytes()
-        records, lines = _page_counts(page)
-        key = f"{run_prefix(order_date, run_id)}page-{page.number:05d}.jsonl"
-        lake.write_bytes(key, body)
-        summaries.append(
-            PageSummary(
-                page=page.number,
-                key=key,
-                records=records,
-                lines=lines,
-                bytes=len(body),
-                sha256=hashlib.sha256(body).hexdigest(),
+    deferred_fsync = getattr(lake, "deferred_fsync", None)
+    durable_pages = (deferred_fsync(run_prefix(order_date, run_id)) if callable(deferred_fsync)
+                     else contextlib.nullcontext())
+    with durable_pages:
+        for page in pages:
+            body = page.jsonl_bytes()
+            records, lines = _page_counts(page)
+            key = f"{run_prefix(order_date, run_id)}page-{page.number:05d}.jsonl"
+            lake.write_bytes(key, body)
+            summaries.append(
+                PageSummary(
+                    page=page.number,
+                    key=key,
+                    records=records,
+                    lines=lines,
+                    bytes=len(body),
+                    sha256=hashlib.sha256(body).hexdigest(),
+                )
             )
-        )
-        as_of = page.as_of or as_of
-        if lease is not None:
-            lease.renew_if_due()
+            as_of = page.as_of or as_of
+            if lease is not None:
+                lease.renew_if_due()
     manifest = {
         "order_date": order_date.isoformat(),
         "run_id": run_id,

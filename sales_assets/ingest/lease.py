@@ -2,8 +2,17 @@
 
 The lease is a small JSON object created with a conditional put (S3 ``IfNoneMatch="*"``,
 a hard link locally), renewed while the writer works, checked before its commit and
-released after it. A second writer fails with ``LeaseHeldError``; the lease of a crashed
-writer expires after its TTL and is then taken over with a compare-and-swap. In a local
+released after it. A second writer fails with ``LeaseHeldError`` (which says when the
+holder's lease expires, so a caller can retry just after it); the lease of a crashed
+writer expires after its TTL and is then taken over with a compare-and-swap.
+
+The TTL is short (``DEFAULT_LEASE_TTL_SECONDS``) so a crashed writer blocks its key only
+briefly, also on S3. A live writer keeps it by a heartbeat (``Heartbeat``: a daemon thread
+renewing every TTL/3, whatever the writer is doing, such as a page on its retries or a Glue
+job); the context-manager form (``with Lease(...)``, ``hold(leases)``) runs one. A renewal
+the compare-and-swap refuses (another run took the key over) marks the lease lost at once; a
+renewal that errors is tried again at the next beat; either way ``ensure_held`` refuses the
+commit once the lease is lost or its last stored expiry has passed. In a local
 lake the lease also names its writer process (host, boot id, pid, process start time): a
 writer on this host that is provably dead (SIGKILLed, its pid gone, a zombie or reused)
 is taken over at once, so the re-run after a kill need not wait for the TTL.
@@ -17,18 +26,37 @@ import datetime as dt
 import json
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
-# Long enough for a slow page or two; the lease is renewed as pages land (when half of it
-# has passed), so a long day keeps it. A crashed writer blocks the day for at most this long
-# on S3; in a local lake a writer proven dead (see ``writer_is_dead``) is taken over at once.
-DEFAULT_LEASE_TTL_SECONDS = 600.0
+# A crashed writer blocks its key for at most this long on S3 (in a local lake a writer proven
+# dead, see ``writer_is_dead``, is taken over at once). A live writer's heartbeat renews it
+# every third of it, so three beats in a row must fail (S3 unreachable for a minute) before a
+# live writer loses it.
+DEFAULT_LEASE_TTL_SECONDS = 90.0
 
 
 class LeaseHeldError(RuntimeError):
-    """Another run holds the day's lease: this run must not write the day now."""
+    """Another run holds the day's lease: this run must not write the day now.
+
+    ``expires_at`` (epoch seconds, the holder's last renewal plus its TTL; None when unknown)
+    and ``seen_at`` (this run's clock when it looked) tell a caller how long to wait before a
+    retry could take over a crashed holder's lease.
+    """
+
+    def __init__(self, message: str, expires_at: float | None = None, seen_at: float | None = None) -> None:
+        super().__init__(message)
+        self.expires_at = expires_at
+        self.seen_at = seen_at
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the holder's lease expires if it is not renewed (0 at least), or None."""
+        if self.expires_at is None or self.seen_at is None:
+            return None
+        return max(0.0, self.expires_at - self.seen_at)
 
 
 class LeaseLostError(RuntimeError):
@@ -105,6 +133,10 @@ class Lease:
         self.clock = clock
         self._version: str | None = None
         self._renewed_at = 0.0
+        self._lost: str | None = None
+        # The heartbeat thread and the writer both renew: one compare-and-swap at a time.
+        self._lock = threading.Lock()
+        self._heartbeat: Heartbeat | None = None
         self.took_over: dict | None = None
         # Only a local lake's writers share this host's process table (S3: the TTL alone).
         self._writer = process_identity() if _is_local(lake) else None
@@ -135,7 +167,8 @@ class Lease:
                     f"{self.subject} is being {self.activity} by another run "
                     f"({holder.get('owner', '?')}, run_id {holder.get('run_id', '?')}); its lease {self.key} "
                     f"expires at {_iso(expires_at)}. One writer at a time keeps runs from interleaving: "
-                    f"retry when that run has finished, or after the lease expires if it crashed.")
+                    f"retry when that run has finished, or after the lease expires if it crashed.",
+                    expires_at=expires_at, seen_at=now)
             if self.lake.replace_if_version(self.key, body, current.version):
                 self.took_over = holder
                 break
@@ -144,6 +177,7 @@ class Lease:
                                  f"another run keeps taking it. Retry later.")
         self._version = self._current_version(body)
         self._renewed_at = now
+        self._lost = None
         return self
 
     def _current_version(self, body: bytes) -> str | None:
@@ -152,18 +186,34 @@ class Lease:
 
     def renew_if_due(self) -> None:
         """Extend the lease when half its TTL has passed; LeaseLostError if it is gone."""
-        now = self.clock()
-        if now - self._renewed_at < self.ttl_seconds / 2:
-            return
-        body = self._body(now)
-        if self._version is None or not self.lake.replace_if_version(self.key, body, self._version):
-            raise LeaseLostError(self._lost_message())
-        self._version = self._current_version(body)
-        self._renewed_at = now
+        if self.clock() - self._renewed_at >= self.ttl_seconds / 2:
+            self.renew()
+
+    def renew(self) -> None:
+        """Extend the lease by a TTL from now; LeaseLostError (and the lease marked lost) when
+        another run holds it now. Other errors (the store unreachable) propagate unmarked."""
+        with self._lock:
+            if self._lost is not None:
+                raise LeaseLostError(self._lost)
+            now = self.clock()
+            body = self._body(now)
+            if self._version is None or not self.lake.replace_if_version(self.key, body, self._version):
+                self._lost = self._lost_message()
+                raise LeaseLostError(self._lost)
+            self._version = self._current_version(body)
+            self._renewed_at = now
+
+    @property
+    def lost(self) -> str | None:
+        """Why this lease is known lost (a refused renewal), or None."""
+        return self._lost
 
     def ensure_held(self) -> None:
         """LeaseLostError unless this run still holds an unexpired lease (call before committing)."""
-        current = self.lake.read_versioned(self.key)
+        if self._lost is not None:
+            raise LeaseLostError(self._lost)
+        with self._lock:  # not in the middle of our own renewal (a local one moves the key aside)
+            current = self.lake.read_versioned(self.key)
         if current is None or current.version != self._version:
             raise LeaseLostError(self._lost_message())
         if float(json.loads(current.data)["expires_at"]) <= self.clock():
@@ -174,14 +224,90 @@ class Lease:
                 f"another run took the day over); nothing of this run was committed.")
 
     def release(self) -> None:
-        """Delete the lease if it is still this run's (never another run's)."""
-        current = self.lake.read_versioned(self.key)
-        if current is not None and self._version is not None and current.version == self._version:
-            self.lake.delete_key(self.key)
-        self._version = None
+        """Stop this lease's heartbeat and delete the lease if it is still this run's (never
+        another run's)."""
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        with self._lock:
+            current = self.lake.read_versioned(self.key)
+            if current is not None and self._version is not None and current.version == self._version:
+                self.lake.delete_key(self.key)
+            self._version = None
+
+    def start_heartbeat(self, interval_seconds: float | None = None) -> "Heartbeat":
+        """Renew this (acquired) lease every ``interval_seconds`` (TTL/3) until ``release``."""
+        self._heartbeat = Heartbeat([self], interval_seconds).start()
+        return self._heartbeat
 
     def __enter__(self) -> "Lease":
-        return self.acquire()
+        self.acquire()
+        try:
+            self.start_heartbeat()
+        except BaseException:
+            self.release()
+            raise
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+class Heartbeat:
+    """A daemon thread renewing ``leases`` every ``interval_seconds`` (default: a third of the
+    shortest TTL) until ``stop``. A refused renewal marks that lease lost (``Lease.lost``) and it
+    is renewed no more; an erroring one is retried at the next beat. ``interval_seconds`` is in
+    real seconds: the leases' own clocks stamp the expiries."""
+
+    def __init__(self, leases: Iterable[Lease], interval_seconds: float | None = None) -> None:
+        self.leases = list(leases)
+        self.interval_seconds = (interval_seconds if interval_seconds is not None
+                                 else min(lease.ttl_seconds for lease in self.leases) / 3)
+        self.beats = 0
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-heartbeat", daemon=True)
+
+    def start(self) -> "Heartbeat":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_seconds):
+            for lease in self.leases:
+                if lease.lost is not None or self._stop.is_set():
+                    continue
+                try:
+                    lease.renew()
+                except LeaseLostError:
+                    pass  # marked lost: ensure_held refuses the commit
+                except Exception as error:  # the store unreachable: the next beat tries again
+                    self.errors.append(f"{lease.key}: {type(error).__name__}: {error}")
+            self.beats += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+
+@contextmanager
+def hold(leases: Iterable[Lease], interval_seconds: float | None = None) -> Iterator[list[Lease]]:
+    """Acquire every lease in order under one heartbeat, release them all on exit.
+
+    If one is held by another run, the ones already acquired are released and its
+    ``LeaseHeldError`` propagates: a run gets all its keys or none.
+    """
+    leases, acquired = list(leases), []
+    heartbeat = None
+    try:
+        for lease in leases:
+            acquired.append(lease.acquire())
+        if acquired:
+            heartbeat = Heartbeat(acquired, interval_seconds).start()
+        yield acquired
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+        for lease in reversed(acquired):
+            lease.release()

@@ -12,17 +12,27 @@ to the root):
   and returns whether it did; the object appears with its whole content.
 - ``read_versioned`` / ``replace_if_version`` are a compare-and-swap: the replace
   happens only if the object is still the version read (S3: ``IfMatch`` on the ETag).
+- An object written is durable when the call returns, except under
+  ``LocalObjectStore.deferred_fsync(prefix)``: see there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
 import tempfile
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+# Background fsyncs a deferred block lets run behind its writes: enough to keep the disk
+# busy, few enough that open descriptors and unwritten page cache stay small.
+MAX_PENDING_FSYNCS = 8
 
 
 @dataclass(frozen=True)
@@ -38,6 +48,7 @@ class LocalObjectStore:
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
+        self._deferred: tuple[str, ThreadPoolExecutor, deque[Future]] | None = None
 
     def _path(self, key: str) -> Path:
         if key.startswith("/") or ".." in key.split("/"):
@@ -50,14 +61,20 @@ class LocalObjectStore:
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
 
-    def _write_temp(self, target: Path, data: bytes) -> str:
+    def read_prefix(self, key: str, length: int) -> bytes:
+        """The first ``length`` bytes of ``key`` (all of it when shorter), reading no more."""
+        with self._path(key).open("rb") as handle:
+            return handle.read(length)
+
+    def _write_temp(self, target: Path, data: bytes, sync: bool = True) -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    os.fsync(handle.fileno())
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -65,14 +82,46 @@ class LocalObjectStore:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         target = self._path(key)
+        deferred = self._deferred
+        defer = deferred is not None and key.startswith(deferred[0])
         # Write beside the target then rename: a reader sees the old file or the
         # whole new one, never a torn write.
-        tmp = self._write_temp(target, data)
+        tmp = self._write_temp(target, data, sync=not defer)
         try:
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        if defer:
+            _prefix, syncer, pending = deferred
+            pending.append(syncer.submit(_fsync_path, target))
+            while len(pending) > MAX_PENDING_FSYNCS:
+                pending.popleft().result()  # back-pressure (and the first fsync error, early)
+
+    @contextlib.contextmanager
+    def deferred_fsync(self, prefix: str) -> Iterator[None]:
+        """Within the block, ``write_bytes`` of a key under ``prefix`` returns once the object
+        is in place (atomic, visible) and its fsync runs in one background thread, so the disk
+        writes while the caller prepares the next object; other keys and calls are unchanged.
+        When the block ends normally, every such object and its folder are durable (the first
+        fsync error is raised); when it raises, the fsyncs in flight are finished first."""
+        if self._deferred is not None:
+            raise RuntimeError("deferred_fsync blocks do not nest")
+        syncer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lake-fsync")
+        pending: deque[Future] = deque()
+        folders: set[Path] = set()
+        self._deferred = (prefix, syncer, pending)
+        try:
+            yield
+            folders = {self._path(prefix.rstrip("/")) if prefix.endswith("/") else self._path(prefix).parent}
+            while pending:
+                pending.popleft().result()
+        finally:
+            self._deferred = None
+            syncer.shutdown(wait=True)
+        for folder in folders:  # the renames into the folder, durable too
+            if folder.is_dir():
+                _fsync_path(folder)
 
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
@@ -172,6 +221,13 @@ class S3ObjectStore:
     def read_bytes(self, key: str) -> bytes:
         return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
 
+    def read_prefix(self, key: str, length: int) -> bytes:
+        """The first ``length`` bytes of ``key`` (all of it when shorter): one ranged GET."""
+        if length <= 0:
+            return b""
+        response = self.client.get_object(Bucket=self.bucket, Key=self._key(key), Range=f"bytes=0-{length - 1}")
+        return response["Body"].read()
+
     def write_bytes(self, key: str, data: bytes) -> None:
         # A single PUT is atomic in S3: readers see the old object or the new one.
         self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
@@ -224,6 +280,15 @@ class S3ObjectStore:
             if _is_precondition_failure(exc) or _error_code(exc) in ("NoSuchKey", "404"):
                 return False
             raise
+
+
+def _fsync_path(path: Path) -> None:
+    """fsync a file or folder by name (fsync flushes the inode, whichever descriptor asks)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _error_code(exc: Exception) -> str:

@@ -19,6 +19,7 @@ and CREATE GROUP take no parameters); the existence check binds them as paramete
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from collections.abc import Callable, Sequence
@@ -111,15 +112,12 @@ def render(statements: list[str]) -> str:
     return "".join(f"{statement};\n" for statement in statements)
 
 
-def _reason(error: BaseException, secrets: Sequence[Optional[str]]) -> str:
+def _reason(error: BaseException, redact: Callable[[str], str] = lambda text: text) -> str:
     """The server's message in one short line (redshift_connector puts a dict of fields,
-    the message under 'M', in args[0]), with any secret masked."""
+    the message under 'M', in args[0]), secrets masked by `redact` before it is shortened."""
     first = error.args[0] if error.args else None
     text = str(first.get("M") or first) if isinstance(first, dict) else str(error) or type(error).__name__
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())
     return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
@@ -137,37 +135,41 @@ def _principal_params(group: str, user: Optional[str]) -> dict[str, str]:
 def _apply_on_connection(
     warehouse: Any, group: str, user: Optional[str], show: Callable[[list[GrantStep]], None]
 ) -> list[GrantStep]:
-    secrets = [warehouse._password()]
-    try:
-        connection = warehouse._connect()  # ConnectionError, already without any secret
-    except Exception as error:
-        raise GrantError(f"bi-grants could not connect to Redshift: {_reason(error, secrets)}") from None
-    try:
-        cursor = connection.cursor()
-        cursor.paramstyle = "named"
-        step, position = None, "the pg_group/pg_user check"
+    with contextlib.ExitStack() as stack:
         try:
-            cursor.execute("BEGIN")
-            # Inside the transaction: what it sees is what the CREATEs below act on.
-            cursor.execute(EXISTING_PRINCIPALS_SQL, _principal_params(group, user))
-            steps = bi_grant_steps(group, user, Existing.from_rows(cursor.fetchall()))
-            show(steps)
-            for number, step in enumerate(steps, 1):
-                position = f"statement {number} of {len(steps)}"
-                cursor.execute(step.sql)
-            step, position = None, "COMMIT"
-            cursor.execute("COMMIT")
+            connection = stack.enter_context(warehouse.connection())  # ConnectionError, without any secret
         except Exception as error:
-            reason = _reason(error, secrets)
-            try:
-                cursor.execute("ROLLBACK")
-                outcome = "rolled back, nothing was changed"
-            except Exception:  # the server discards an unfinished transaction when the session ends
-                outcome = "ROLLBACK failed too; the session is closed, so the server discards the transaction"
-            raise _failed(step, position, reason, outcome) from None
-        return steps
-    finally:
-        connection.close()
+            raise GrantError(f"bi-grants could not connect to Redshift: {_reason(error, warehouse.redact)}") from None
+        return _apply_in_transaction(connection, warehouse.redact, group, user, show)
+
+
+def _apply_in_transaction(
+    connection: Any, redact: Callable[[str], str], group: str, user: Optional[str],
+    show: Callable[[list[GrantStep]], None],
+) -> list[GrantStep]:
+    cursor = connection.cursor()
+    cursor.paramstyle = "named"
+    step, position = None, "the pg_group/pg_user check"
+    try:
+        cursor.execute("BEGIN")
+        # Inside the transaction: what it sees is what the CREATEs below act on.
+        cursor.execute(EXISTING_PRINCIPALS_SQL, _principal_params(group, user))
+        steps = bi_grant_steps(group, user, Existing.from_rows(cursor.fetchall()))
+        show(steps)
+        for number, step in enumerate(steps, 1):
+            position = f"statement {number} of {len(steps)}"
+            cursor.execute(step.sql)
+        step, position = None, "COMMIT"
+        cursor.execute("COMMIT")
+    except Exception as error:
+        reason = _reason(error, redact)
+        try:
+            cursor.execute("ROLLBACK")
+            outcome = "rolled back, nothing was changed"
+        except Exception:  # the server discards an unfinished transaction when the session ends
+            outcome = "ROLLBACK failed too; the session is closed, so the server discards the transaction"
+        raise _failed(step, position, reason, outcome) from None
+    return steps
 
 
 def _apply_with_data_api(
@@ -178,7 +180,7 @@ def _apply_with_data_api(
     try:
         existing = Existing.from_rows(data_api.query(EXISTING_PRINCIPALS_SQL, _principal_params(group, user)))
     except Exception as error:
-        raise GrantError(f"bi-grants failed at the pg_group/pg_user check: {_reason(error, [])}; nothing was changed") from None
+        raise GrantError(f"bi-grants failed at the pg_group/pg_user check: {_reason(error)}; nothing was changed") from None
     steps = bi_grant_steps(group, user, existing)
     show(steps)
     try:
@@ -186,16 +188,16 @@ def _apply_with_data_api(
     except RedshiftDataApiError as error:
         if error.status not in ("FAILED", "ABORTED"):
             raise GrantError(
-                f"bi-grants batch {error.statement_id} {error.status}: {_reason(error, [])}; "
+                f"bi-grants batch {error.statement_id} {error.status}: {_reason(error)}; "
                 "check it with `aws redshift-data describe-statement` before running again"
             ) from None
         failed = _failed_sub_statement(data_api, error.statement_id, len(steps))
         step = steps[failed - 1] if failed else None
         position = f"statement {failed} of {len(steps)}" if failed else "the batch"
-        raise _failed(step, position, _reason(RuntimeError(error.error), []),
+        raise _failed(step, position, _reason(RuntimeError(error.error)),
                       "the batch is one transaction: rolled back, nothing was changed") from None
     except Exception as error:
-        raise GrantError(f"bi-grants batch could not run: {_reason(error, [])}; nothing was changed") from None
+        raise GrantError(f"bi-grants batch could not run: {_reason(error)}; nothing was changed") from None
     return steps
 
 

@@ -55,6 +55,10 @@ class LakeResource(dg.ConfigurableResource, ABC):
     def read_bytes(self, key: str) -> bytes:
         return self.store().read_bytes(key)
 
+    def read_prefix(self, key: str, length: int) -> bytes:
+        """The first ``length`` bytes of ``key`` (all of it when shorter); S3: one ranged GET."""
+        return self.store().read_prefix(key, length)
+
     def write_bytes(self, key: str, data: bytes) -> None:
         self.store().write_bytes(key, data)
 

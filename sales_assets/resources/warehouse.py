@@ -290,17 +290,29 @@ class RedshiftWarehouseResource(WarehouseResource):
         return connection
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[RedshiftSession]:
+    def connection(self) -> Iterator[Any]:
+        """A plain redshift_connector connection in autocommit mode (explicit BEGIN/COMMIT delimit
+        a transaction), closed on exit; for statements that are not a load (no COPY role needed).
+        Failing to connect raises ConnectionError naming the target, without any secret."""
         connection = self._connect()
         try:
-            yield RedshiftSession(connection, self.iam_role_arn, self._s3())
+            yield connection
         finally:
             connection.close()
 
+    def redact(self, text: str) -> str:
+        """`text` with the password this resource connects with masked as `***` (for messages
+        built from server errors, which may echo what they were sent)."""
+        return _scrub(text, [self._password(), self.password])
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[RedshiftSession]:
+        with self.connection() as connection:
+            yield RedshiftSession(connection, self.iam_role_arn, self._s3())
+
     def apply_statements(self, statements: Sequence[str], name: str = "sales") -> None:
         """One transaction on a plain connection: no COPY, so no COPY role is needed."""
-        connection = self._connect()
-        try:
+        with self.connection() as connection:
             cursor = connection.cursor()
             cursor.execute("BEGIN")
             try:
@@ -310,8 +322,6 @@ class RedshiftWarehouseResource(WarehouseResource):
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
-        finally:
-            connection.close()
 
 
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,12 @@
 What a caller may rely on:
 - `SalesSourceClient.iter_pages(order_date)` yields `Page`s 1, 2, ... of one day in the
   server's listing order, each exactly once; it raises `SourcePaginationError` on a
-  repeated or empty cursor, or beyond `max_pages`.
+  repeated or empty cursor, or beyond `max_pages`. Page n+1 is requested only when the
+  caller asks for it, unless the client was made with `prefetch=True`: then, while the
+  caller handles page n, a background thread already fetches and parses page n+1 (never
+  further: memory stays bounded by three pages); an error of page n+1 is still raised only
+  when the caller asks for it, and closing the iterator abandons the fetch ahead (no
+  further attempt is started).
 - `Page.jsonl_bytes()` is the landing file body: one line per order, each line the
   record's JSON text exactly as received (re-serialized losslessly only when the server
   pretty-printed it across lines), so numbers never pass through a binary float.
@@ -25,13 +30,16 @@ import email.utils
 import json
 import random
 import re
+import threading
 import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timezone
 from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-import requests
+import urllib3
 
 from sales_assets.source import contract
 
@@ -39,6 +47,10 @@ try:
     import orjson
 except ImportError:  # the Lambda zip vendors only requests: the exact path below serves it alone
     orjson = None
+try:
+    import msgspec
+except ImportError:  # optional: the orjson loop of split_compact_page serves without it
+    msgspec = None
 
 URL_ENV_VAR = "SALES_SOURCE_URL"
 TOKEN_ENV_VAR = "SALES_SOURCE_TOKEN"
@@ -51,12 +63,12 @@ BACKOFF_MAX_SECONDS = 30.0
 USER_AGENT = "sales-assets-source-client/1.0"
 _MAX_SERVER_MESSAGE = 300
 
-_TRANSIENT_EXCEPTIONS = (
-    requests.ConnectionError,  # includes ConnectTimeout
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-)
+# urllib3 directly (requests is a layer over it): per page, requests' body assembly and
+# hooks cost about four times urllib3's CPU, which showed at 1000 pages a day. Every
+# urllib3 failure of a request or its body (connect/read timeouts, refused or reset
+# connections, a body shorter than its Content-Length, TLS and decoding errors) derives
+# from its HTTPError (a MaxRetryError names the failure as its reason).
+_TRANSIENT_EXCEPTIONS = (urllib3.exceptions.HTTPError,)
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 # The usual page layout: `data` first, items compact objects separated by bare commas.
 _DATA_FIRST = re.compile(rb"[ \t\n\r]*\{[ \t\n\r]*\"data\"[ \t\n\r]*:[ \t\n\r]*\[[ \t\n\r]*")
@@ -101,6 +113,10 @@ class ClientStats:
 
 class _InvalidResponse(ValueError):
     """A 200 whose body is not the contract's JSON (retried like a 5xx)."""
+
+
+class _Abandoned(Exception):
+    """The consumer closed `iter_pages`: the fetch ahead stops before its next attempt."""
 
 
 class Page:
@@ -152,6 +168,52 @@ class Page:
         return self._line_units
 
 
+if msgspec is not None:
+    class _RawItems(msgspec.Struct):
+        data: list[msgspec.Raw]
+
+    class _ItemLines(msgspec.Struct):
+        lines: list[msgspec.Raw] | None = None
+
+    class _ItemsLines(msgspec.Struct):
+        data: list[_ItemLines]
+
+    _RAW_ITEMS = msgspec.json.Decoder(_RawItems)
+    _ITEMS_LINES = msgspec.json.Decoder(_ItemsLines)
+
+
+_INT_DIGITS_LIMIT = 4300  # sys.get_int_max_str_digits()'s default
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x78 for byte in range(256))  # digit -> "0", else "x"
+_DIGIT_RUN = b"0" * (_INT_DIGITS_LIMIT + 1)
+
+
+def _split_with_msgspec(body: bytes, start: int) -> tuple[list[bytes], int, int] | None:
+    """(items' exact bytes, line units, end of the items) of a compact page, or None.
+
+    msgspec validates the whole body and hands each item's exact text without building its
+    value (half orjson's cost per page). Used only for ASCII bodies without line breaks
+    (msgspec does not check UTF-8 in the values it skips), whose items are objects with a
+    `lines` list or none and are separated by bare commas (checked byte for byte).
+    """
+    if msgspec is None or not body.isascii() or b"\n" in body or b"\r" in body:
+        return None
+    try:
+        lines = [bytes(item) for item in _RAW_ITEMS.decode(body).data]
+        units = sum(len(item.lines) if item.lines else 1 for item in _ITEMS_LINES.decode(body).data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if lines and max(map(len, lines)) > _INT_DIGITS_LIMIT:
+        # The exact parser refuses integers of more digits than Python converts (4300): so must
+        # this path. Only an item that long can hold one; the check costs nothing otherwise.
+        if any(len(item) > _INT_DIGITS_LIMIT and _DIGIT_RUN in item.translate(_DIGITS_ONLY) for item in lines):
+            return None
+    items = b",".join(lines)
+    end = start + len(items)
+    if not body.startswith(items, start) or not body.startswith(b"]", end):
+        return None
+    return lines, units, end
+
+
 def split_compact_page(body: bytes) -> tuple[dict[str, Any], list[bytes], int] | None:
     """The fast path of `split_page_body` for the usual layout, or None when it does not apply.
 
@@ -178,7 +240,10 @@ def split_compact_page(body: bytes) -> tuple[dict[str, Any], list[bytes], int] |
     units = 0
     misses = 0
     loads, line_units, find = orjson.loads, contract.line_units, body.find
-    if not body.startswith(b"]", start):
+    quick = None if body.startswith(b"]", start) else _split_with_msgspec(body, start)
+    if quick is not None:
+        lines, units, end = quick
+    elif not body.startswith(b"]", start):
         first_key = _FIRST_KEY.match(body, start)
         boundary_text = b"," + (first_key.group() if first_key else b"{")
         item_start = start
@@ -331,7 +396,7 @@ def display_url(url: str) -> str:
 
 
 class SalesSourceClient:
-    """A Sales Source API client over one `requests.Session`.
+    """A Sales Source API client over one urllib3 connection pool (HTTP keep-alive).
 
     `timeout` is (connect, read) seconds per request; `max_attempts` counts every try of
     one request; `sleep` and `rng` are injectable so tests never wait; `clock` gives the
@@ -353,7 +418,8 @@ class SalesSourceClient:
         backoff_max: float = BACKOFF_MAX_SECONDS,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
-        session: requests.Session | None = None,
+        http: urllib3.PoolManager | None = None,
+        prefetch: bool = False,
     ) -> None:
         parts = urlsplit(base_url or "")
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -368,16 +434,18 @@ class SalesSourceClient:
         self._token = token
         self.page_size = page_size
         self.timeout = timeout
+        connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
+        self._timeout = urllib3.Timeout(connect=connect, read=read)
         self.max_attempts = max_attempts
         self.max_retry_after = max_retry_after
         self.max_pages = max_pages
+        self.prefetch = prefetch
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
-        self._session = session or requests.Session()
-        self._session.headers["User-Agent"] = USER_AGENT
+        self._http = http or _pool_manager(self.base_url)
         self.stats = ClientStats()
 
     def __repr__(self) -> str:
@@ -389,7 +457,7 @@ class SalesSourceClient:
         return display_url(self.base_url)
 
     def close(self) -> None:
-        self._session.close()
+        self._http.clear()
 
     def __enter__(self) -> "SalesSourceClient":
         return self
@@ -416,62 +484,85 @@ class SalesSourceClient:
     def iter_pages(self, order_date: date | str) -> Iterator[Page]:
         """Every page of one UTC day, in order; see the module docstring for guarantees."""
         day = order_date.isoformat() if isinstance(order_date, date) else date.fromisoformat(order_date).isoformat()
-        cursor: str | None = None
         seen: set[str] = set()
-        number = 0
-        while True:
-            number += 1
-            params = {"date": day, "page_size": str(self.page_size)}
-            if cursor is not None:
-                params["cursor"] = cursor
-            page = self._request(contract.ORDERS_PATH, params,
-                                 lambda body, n=number, c=cursor: _parse_page(body, n, c))
-            next_cursor = page.next_cursor
-            if next_cursor is not None:
-                if next_cursor == "":
-                    raise SourcePaginationError(f"page {number} of {day} has an empty next_cursor")
-                if next_cursor in seen:
-                    raise SourcePaginationError(
-                        f"page {number} of {day} repeats an earlier cursor: the source's paging loops")
-                if number >= self.max_pages:
-                    raise SourcePaginationError(
-                        f"{day} has more than max_pages={self.max_pages} pages; raise max_pages or page_size")
-                seen.add(next_cursor)
-            yield page
-            if next_cursor is None:
-                return
-            cursor = next_cursor
+        abandoned = threading.Event()
+        # With prefetch, one worker, one page ahead: the next page's request and parse (the
+        # socket wait and decoding) overlap the caller's hashing and writing of this page
+        # (which release the GIL), while memory stays bounded by a few pages.
+        ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sales-source-page") if self.prefetch else None
+        number, cursor = 1, None
+        try:
+            pending = ahead.submit(self._fetch_page, day, 1, None, abandoned) if ahead else None
+            while True:
+                page = pending.result() if pending else self._fetch_page(day, number, cursor, None)
+                number, next_cursor = page.number, page.next_cursor
+                if next_cursor is not None:
+                    if next_cursor == "":
+                        raise SourcePaginationError(f"page {number} of {day} has an empty next_cursor")
+                    if next_cursor in seen:
+                        raise SourcePaginationError(
+                            f"page {number} of {day} repeats an earlier cursor: the source's paging loops")
+                    if number >= self.max_pages:
+                        raise SourcePaginationError(
+                            f"{day} has more than max_pages={self.max_pages} pages; raise max_pages or page_size")
+                    seen.add(next_cursor)
+                    if ahead:
+                        pending = ahead.submit(self._fetch_page, day, number + 1, next_cursor, abandoned)
+                yield page
+                if next_cursor is None:
+                    return
+                number, cursor = number + 1, next_cursor
+        finally:
+            # A closed iterator (the caller failed or stopped) must not keep retrying in the
+            # background: the fetch ahead gives up before its next attempt or backoff.
+            abandoned.set()
+            if ahead:
+                ahead.shutdown(wait=False, cancel_futures=True)
+
+    def _fetch_page(self, day: str, number: int, cursor: str | None, abandoned: threading.Event | None) -> Page:
+        params = {"date": day, "page_size": str(self.page_size)}
+        if cursor is not None:
+            params["cursor"] = cursor
+        return self._request(contract.ORDERS_PATH, params, lambda body: _parse_page(body, number, cursor),
+                             abandoned=abandoned)
 
     # -- transport ----------------------------------------------------------------------------
 
     def _request(self, path: str, params: dict[str, str], parse: Callable[[bytes], Any],
-                 authenticated: bool = True) -> Any:
+                 authenticated: bool = True, abandoned: threading.Event | None = None) -> Any:
         url = self.base_url + path
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
         if authenticated:
             headers["Authorization"] = f"Bearer {self._token}"
         what = f"GET {path}" + (f" date={params['date']}" if "date" in params else "")
         last_problem = ""
         for attempt in range(1, self.max_attempts + 1):
+            if abandoned is not None and abandoned.is_set():
+                raise _Abandoned()
             retry_after = None
             self.stats.requests += 1
             try:
-                response = self._session.get(url, params=params, headers=headers, timeout=self.timeout)
+                # This loop owns retries; urllib3 only follows redirects (as requests did),
+                # dropping the Authorization header on a cross-host one.
+                response = self._http.request("GET", url, fields=params, headers=headers,
+                                              timeout=self._timeout, retries=_NO_RETRIES)
             except _TRANSIENT_EXCEPTIONS as exc:
-                last_problem = f"{type(exc).__name__}"
+                reason = exc.reason if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason else exc
+                last_problem = f"{type(reason).__name__}"
             else:
-                self.stats.bytes_received += len(response.content)
-                status = response.status_code
+                body = response.data
+                self.stats.bytes_received += len(body)
+                status = response.status
                 if status == 200:
                     try:
-                        return parse(response.content)
+                        return parse(body)
                     except _InvalidResponse as exc:
                         last_problem = f"invalid response body ({exc})"
                 elif status == 429 or status == 408 or status >= 500:
                     last_problem = f"HTTP {status}"
                     retry_after = parse_retry_after(response.headers.get("Retry-After"), self._clock())
                 elif 400 <= status < 500:
-                    raise SourceClientError(self._client_error_message(status, response, what))
+                    raise SourceClientError(self._client_error_message(status, body, what))
                 else:
                     last_problem = f"unexpected HTTP {status}"
             if retry_after is not None and retry_after > self.max_retry_after:
@@ -486,6 +577,8 @@ class SalesSourceClient:
             delay = self._delay(attempt, retry_after)
             self.stats.retries += 1
             self.stats.waits.append(delay)
+            if abandoned is not None and abandoned.is_set():
+                raise _Abandoned()
             self._sleep(delay)
         raise SourceTransientError(self._redact(
             f"sales source at {display_url(self.base_url)} still failing after {self.max_attempts} "
@@ -502,10 +595,10 @@ class SalesSourceClient:
         # not turn the retries into a burst; one above the maximum was rejected earlier.
         return min(max(retry_after, jittered), self.max_retry_after)
 
-    def _client_error_message(self, status: int, response: requests.Response, what: str) -> str:
+    def _client_error_message(self, status: int, body: bytes, what: str) -> str:
         server_says = ""
         try:
-            payload = json.loads(response.content)
+            payload = json.loads(body)
             if isinstance(payload, dict) and isinstance(payload.get("error"), str):
                 server_says = payload["error"][:_MAX_SERVER_MESSAGE]
         except ValueError:
@@ -524,6 +617,28 @@ class SalesSourceClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
+
+
+# No retry inside urllib3 (the client's loop retries); up to 5 redirects followed.
+_NO_RETRIES = urllib3.Retry(total=None, connect=0, read=0, status=0, other=0, redirect=5,
+                            raise_on_redirect=False, raise_on_status=False)
+
+
+def _pool_manager(base_url: str) -> urllib3.PoolManager:
+    """A pool for `base_url`, through the proxy the environment names (HTTPS_PROXY, NO_PROXY...)
+    as requests did, verifying TLS against certifi's roots when installed (requests' choice)."""
+    options: dict[str, Any] = {"maxsize": 2}
+    try:
+        import certifi
+    except ImportError:  # urllib3 then uses the system's roots
+        pass
+    else:
+        options["ca_certs"] = certifi.where()
+    parts = urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return urllib3.ProxyManager(proxy, **options)
+    return urllib3.PoolManager(**options)
 
 
 def _parse_page(body: bytes, number: int, cursor: str | None) -> Page:

@@ -6,17 +6,28 @@ the day's order volume near the trailing average of the previous days (warn). Cu
 are read through their commit records (``LakeResource.curated_files``): a day the job did not
 commit fails the reconciliation check with the reason, it is never counted as zero rows, and
 so does a day whose tables were committed by different job runs (``curated_manifest.require_one_run``).
+
+One job per day at a time: the job's commit deletes every file of a day folder its record does
+not list, so two concurrent jobs of one day would delete each other's staging folders. The asset
+holds each day's ``CuratedDayLease`` (``curated/_leases/order_date=D.json``: under no table's
+folder, so no reader or the job's cleanup ever lists it) while the job runs, renewed by a
+heartbeat; a run refused by another run's lease on any of its days launches nothing and is
+retried just after that lease would expire (``retry_after_lease``), so a crashed run's days are
+taken over and a live run's refuse the second one with its message after the retries.
 """
 
 import datetime as dt
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import dagster as dg
 import pyarrow.compute as pc
 
 from sales_assets.catalog.assets import CATALOG_SALES_ORDERS
+from sales_assets.ingest.assets import retry_after_lease
 from sales_assets.ingest.landing import read_manifest
+from sales_assets.ingest.lease import DEFAULT_LEASE_TTL_SECONDS, Lease, LeaseHeldError, LeaseLostError, hold
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.etl import EtlResource
 from sales_assets.resources.lake import LakeResource
@@ -39,6 +50,33 @@ _DESCRIPTIONS = {
     "dim_customer": "Latest customer attributes seen in the day's curated lines.",
     "dim_product": "Latest product attributes seen in the day's curated lines.",
 }
+
+
+CURATED_LEASE_FOLDER = f"{curated_manifest.CURATED_FOLDER}/_leases"
+
+
+def curated_lease_key(day: dt.date) -> str:
+    """The key of a day's transform lease; beside the table folders, never inside one."""
+    return f"{CURATED_LEASE_FOLDER}/{curated_manifest.PARTITION_KEY}={day.isoformat()}.json"
+
+
+class CuratedDayLease(Lease):
+    """The lease on one curated day, held while a transform job of that day runs."""
+
+    def __init__(self, lake, day: dt.date, run_id: str, owner: str = "",
+                 ttl_seconds: float = DEFAULT_LEASE_TTL_SECONDS, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(lake, curated_lease_key(day), f"curated order_date={day.isoformat()}", run_id,
+                         owner=owner, ttl_seconds=ttl_seconds, clock=clock, activity="transformed")
+        self.day = day
+
+
+def _still_held(lease: Lease) -> bool:
+    """Whether ``lease`` is still this run's and unexpired (renewals refused, or failing past its expiry: not)."""
+    try:
+        lease.ensure_held()
+    except LeaseLostError:
+        return False
+    return True
 
 
 def summary_row_count(lake: LakeResource, table: str, day: dt.date) -> int:
@@ -204,7 +242,20 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
     arguments = {"lake_root": lake.root_uri(), "order_date": days[0].isoformat()}
     if len(days) > 1:
         arguments["order_date_end"] = days[-1].isoformat()
-    results = list(etl.run_script(context, CURATE_SCRIPT, arguments).get_results())
+    owner = f"dagster run {context.run_id}"
+    try:
+        with hold(CuratedDayLease(lake, day, context.run_id, owner=owner) for day in days) as leases:
+            results = list(etl.run_script(context, CURATE_SCRIPT, arguments).get_results())
+            lost = [lease for lease in leases if not _still_held(lease)]
+    except LeaseHeldError as exc:
+        context.log.warning(f"{exc} Retrying in {retry_after_lease(exc).seconds_to_wait} s.")
+        raise retry_after_lease(exc) from exc
+    if lost:
+        # The job has committed already; another run may have run the same day meanwhile, and
+        # its commit may have deleted this run's files or the reverse: say so, do not report success.
+        raise LeaseLostError(
+            f"{lost[0].subject}: run {context.run_id} lost its lease {lost[0].key} while the job ran (another "
+            f"run may have transformed the day meanwhile); re-run the transform for the day.")
     yield from results
 
     order_lines = next(r for r in results if r.asset_key == CURATED_ORDER_LINES)

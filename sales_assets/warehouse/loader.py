@@ -131,8 +131,7 @@ def load_days(session: WarehouseSession, lake_root: str, days: Sequence[dt.date]
     # One stage call per table with every day's folder: the session reads each day's record
     # (a missing one fails here, before the transaction) and stages exactly the listed files.
     for table, stage in STAGES.items():
-        session.execute(f"drop_{stage}")
-        session.execute(stage)
+        session.reset_stage(stage)
         session.stage_parquet(stage, [curated_day_location(lake_root, table, day) for day in days])
     # A day whose tables two transform runs committed (one stopped between two tables) is
     # refused before the transaction (CuratedRunMismatchError names the day: re-run the transform).

@@ -16,10 +16,12 @@ Callers may rely on:
   success and rolls back (then re-raises) on any exception.
 - `session.schema_ready` is False on a new session; `loader.ensure_schema` sets it once the
   schema exists, so one connection creates it at most once.
-- `session.stage_parquet(stage_table, locations)` fills an allow-listed staging table from the
-  curated day folders given, reading exactly the files each folder's commit record
-  (`_manifest.json`, see `sales_assets.transform.curated_manifest`) lists, and returns the
-  number of files read. A folder without a record raises `CuratedRecordMissingError` (run the
+- `session.reset_stage(stage_table)` makes an allow-listed staging table empty (its DDL);
+  `session.stage_parquet(stage_table, locations)` then fills it from the curated day folders
+  given, with exactly the files each folder's commit record (`_manifest.json`, see
+  `sales_assets.transform.curated_manifest`) lists, and returns the number of files (Redshift
+  COPYs them in; DuckDB makes the name a temporary view over them, read by each statement
+  that uses it). A folder without a record raises `CuratedRecordMissingError` (run the
   transform) and a listed file that is gone `CuratedFileMissingError`; nothing is staged then.
 - `duckdb_session(path, read_only=..., lock_timeout_seconds=...)` opens the local warehouse
   file (session time zone UTC); a file locked by another process for longer than the timeout
@@ -41,8 +43,6 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
-
-from sqlglot import exp
 
 from sales_assets.transform import curated_manifest
 from sales_assets.warehouse import transpile
@@ -118,6 +118,12 @@ class WarehouseSession(abc.ABC):
     @abc.abstractmethod
     def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
         """Append the curated parquet files of `locations` (day folders) to `stage_table`."""
+
+    def reset_stage(self, stage_table: str) -> None:
+        """Start `stage_table` afresh: drop it and create it empty from its `sql/` DDL."""
+        self._check_stage_table(stage_table)
+        self.execute(f"drop_{stage_table}")
+        self.execute(stage_table)
 
     @abc.abstractmethod
     def _begin(self) -> None: ...
@@ -205,8 +211,27 @@ class DuckDBSession(WarehouseSession):
         finally:
             self.connection.unregister(BULK_ROWS_RELATION)
 
+    def reset_stage(self, stage_table: str) -> None:
+        """As on Redshift; a staging view left by `stage_parquet` is dropped first."""
+        self._check_stage_table(stage_table)
+        if self.connection.execute(
+            "SELECT 1 FROM duckdb_views() WHERE temporary AND view_name = $name", {"name": stage_table}
+        ).fetchall():
+            self.connection.execute(f"DROP VIEW {stage_table}")  # allow-listed identifier
+        super().reset_stage(stage_table)
+
     def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
-        """Read the files the records of local day folders list; the file list is a bound parameter."""
+        """Stage the files the records of local day folders list, without copying them.
+
+        The empty staging table (its DDL) is replaced by a TEMP view of the same name and
+        columns over exactly those files, each column cast to the table's type: the lines are
+        read once, by the statement that uses them (the day check reads `order_date` alone),
+        instead of being copied into a temporary table first (that copy was a third of the
+        load). Listed files are immutable (run-unique names), so every read sees the same rows;
+        a file deleted in between fails the reading statement (inside the load transaction it
+        rolls back). The file list is a session variable set from a bound parameter, so no
+        value enters SQL text, and nothing is written to the warehouse file.
+        """
         self._check_stage_table(stage_table)
         files: list[str] = []
         for location in locations:
@@ -218,34 +243,40 @@ class DuckDBSession(WarehouseSession):
             files.extend(local_curated_files(location))
         if not files:
             return 0
-        self._check_column_order(stage_table, files)
-        # Identifier from the STAGE_TABLES allow-list; the file list is bound, not formatted.
+        file_types = self._check_column_order(stage_table, files)
+        columns = self.connection.execute(f"DESCRIBE {stage_table}").fetchall()
+        select = ", ".join(_staged_column(name, kind, file_types[name]) for name, kind, *_ in columns)
+        variable = f"{stage_table}_files"
+        self.connection.execute(f"SET VARIABLE {variable} = $files", {"files": files})
+        # Identifiers from the STAGE_TABLES allow-list and the table's own DDL; no values.
+        self.connection.execute(f"DROP TABLE {stage_table}")
         self.connection.execute(
-            f"INSERT INTO {stage_table} BY NAME "
-            "SELECT * FROM read_parquet($files, hive_partitioning = false)",
-            {"files": files},
+            f"CREATE TEMP VIEW {stage_table} AS SELECT {select} "
+            f"FROM read_parquet(getvariable('{variable}'), hive_partitioning = false)"
         )
         return len(files)
 
-    def _check_column_order(self, stage_table: str, files: list[str]) -> None:
-        """Refuse files whose columns differ from the staging table's, in order.
+    def _check_column_order(self, stage_table: str, files: list[str]) -> dict[str, str]:
+        """Refuse files whose columns differ from the staging table's, in order; the first
+        file's column types by name.
 
         Redshift's parquet COPY maps columns by position; checking here makes a local run
         catch the layout drift that would mis-load (or fail) on Redshift.
         """
         expected = [row[0] for row in self.connection.execute(f"DESCRIBE {stage_table}").fetchall()]
+        types: dict[str, str] = {}
         for path in files:
-            found = [
-                row[0]
-                for row in self.connection.execute(
-                    "DESCRIBE SELECT * FROM read_parquet($file, hive_partitioning = false)", {"file": path}
-                ).fetchall()
-            ]
+            described = self.connection.execute(
+                "DESCRIBE SELECT * FROM read_parquet($file, hive_partitioning = false)", {"file": path}
+            ).fetchall()
+            found = [row[0] for row in described]
             if found != expected:
                 raise ValueError(
                     f"{path}: parquet columns {found} do not match {stage_table} columns {expected} "
                     "(Redshift COPY maps parquet columns by position)"
                 )
+            types = types or {row[0]: row[1] for row in described}
+        return types
 
     def _begin(self) -> None:
         self.connection.execute("BEGIN TRANSACTION")
@@ -258,15 +289,41 @@ class DuckDBSession(WarehouseSession):
 
 
 BULK_ROWS_RELATION = "executemany_rows"
+# Version of _bulk_insert_form's output in the transpile disk cache: bump when it changes.
+BULK_INSERT_CACHE_KIND = "duckdb_bulk_insert_v1"
+
+
+def _staged_column(name: str, kind: str, file_kind: str) -> str:
+    """The select item giving staged column `name` (of the staging DDL's type `kind`) from a
+    file column of type `file_kind`.
+
+    Curated timestamps are UTC instants (TIMESTAMP WITH TIME ZONE in parquet) and the warehouse
+    stores their UTC wall time: the instant's microseconds become the naive timestamp directly,
+    the same value DuckDB's time-zone cast gives in a UTC session, at a fraction of its cost
+    (that cast goes through ICU's calendar per value). Everything else is a plain CAST.
+    """
+    column = '"' + name.replace('"', '""') + '"'
+    if kind == "TIMESTAMP" and file_kind == "TIMESTAMP WITH TIME ZONE":
+        return f"make_timestamp(epoch_us({column})) AS {column}"
+    return f"CAST({column} AS {kind}) AS {column}"
 
 
 @functools.lru_cache(maxsize=256)
 def _bulk_insert_sql(name_or_sql: str) -> Optional[str]:
     """DuckDB text of `INSERT INTO t (cols) SELECT <params> FROM executemany_rows` for a
     statement that is `INSERT INTO t (cols) VALUES (:a, :b, ...)` of bare parameters; None for
-    anything else (run row by row)."""
-    sql = transpile.redshift_sql(name_or_sql) if transpile.SQL_NAME_PATTERN.match(name_or_sql) else name_or_sql
-    tree = transpile.parse_redshift(sql, source=name_or_sql[:60])
+    anything else (run row by row). A named statement's form is kept in the transpile cache."""
+    if transpile.SQL_NAME_PATTERN.match(name_or_sql):
+        return transpile.cached(
+            BULK_INSERT_CACHE_KIND, name_or_sql, lambda: _bulk_insert_form(transpile.redshift_sql(name_or_sql), name_or_sql)
+        )
+    return _bulk_insert_form(name_or_sql, name_or_sql[:60])
+
+
+def _bulk_insert_form(sql: str, source: str) -> Optional[str]:
+    from sqlglot import exp
+
+    tree = transpile.parse_redshift(sql, source=source)
     values = tree.expression if isinstance(tree, exp.Insert) else None
     if not isinstance(values, exp.Values) or len(values.expressions) != 1:
         return None
@@ -276,7 +333,7 @@ def _bulk_insert_sql(name_or_sql: str) -> Optional[str]:
     select = exp.select(*(exp.column(item.name, quoted=True) for item in items)).from_(BULK_ROWS_RELATION)
     tree = tree.copy()
     tree.set("expression", select)
-    return transpile.to_duckdb(tree.sql(dialect=transpile.READ_DIALECT), source=name_or_sql[:60])
+    return transpile.to_duckdb(tree.sql(dialect=transpile.READ_DIALECT), source=source)
 
 
 class DuckDBLockedError(RuntimeError):
@@ -428,6 +485,8 @@ def copy_statement(stage_table: str, source: str, iam_role_arn: str) -> str:
     the role against IAM_ROLE_ARN_PATTERN; the table name comes from the STAGE_TABLES
     allow-list.
     """
+    from sqlglot import exp
+
     WarehouseSession._check_stage_table(stage_table)
     if not IAM_ROLE_ARN_PATTERN.match(iam_role_arn or ""):
         raise ValueError("iam_role_arn is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)")

@@ -157,3 +157,94 @@ def test_a_dead_local_writers_lease_is_taken_over_at_once_and_a_live_ones_is_not
 def _started(pid: int) -> str:
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
         return handle.read().rsplit(")", 1)[1].split()[19]
+
+
+def _until(predicate, seconds: float = 2.0) -> bool:
+    """Poll ``predicate`` for up to ``seconds`` of real time (the heartbeat runs on a thread)."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def _expires_at(store, key) -> float:
+    """The stored expiry of a lease, 0 while a local renewal has it moved aside for an instant."""
+    current = store.read_versioned(key)
+    return json.loads(current.data)["expires_at"] if current is not None else 0.0
+
+
+def test_the_heartbeat_keeps_a_live_writers_short_lease_while_it_is_busy(store):
+    """Fault 14/17: a writer busy past its TTL (one page on its retries) keeps its day; the
+    heartbeat stops with the release."""
+    clock = Clock()
+    lease = DayLease(store, DAY, "busy", ttl_seconds=60, clock=clock).acquire()
+    heartbeat = lease.start_heartbeat(interval_seconds=0.01)
+    clock.now += 150  # far past the TTL, no page landed in between
+    assert _until(lambda: _expires_at(store, lease_key(DAY)) > clock.now)
+    heartbeat.stop()  # a local renewal moves the key aside for an instant: no race with "second"
+    with pytest.raises(LeaseHeldError) as raised:
+        DayLease(store, DAY, "second", ttl_seconds=60, clock=clock).acquire()
+    assert 0 < raised.value.seconds_left() <= 60
+    lease.ensure_held()
+    lease.release()
+    assert not heartbeat._thread.is_alive() and not store.exists(lease_key(DAY))
+
+
+def test_a_refused_renewal_marks_the_lease_lost_and_the_commit_is_refused(store):
+    clock = Clock()
+    lease = DayLease(store, DAY, "slow", ttl_seconds=60, clock=clock).acquire()
+    lease.start_heartbeat(interval_seconds=0.01)
+    # Another run takes the key over (as after an expiry): the next beat's compare-and-swap fails.
+    store.write_bytes(lease_key(DAY), json.dumps({"run_id": "fast", "owner": "x", "expires_at": clock.now + 60}).encode())
+    assert _until(lambda: lease.lost is not None)
+    with pytest.raises(LeaseLostError, match="lost its lease"):
+        land_pages(store, [FakePage(1, [{"order_id": "x"}])], DAY, "slow", source_url="http://s", lease=lease)
+    assert read_manifest(store, DAY) is None
+    lease.release()
+    assert json.loads(store.read_bytes(lease_key(DAY)))["run_id"] == "fast"
+
+
+def test_an_erroring_renewal_is_retried_and_the_lease_expires_only_when_it_keeps_failing(store):
+    clock = Clock()
+    lease = DayLease(store, DAY, "flaky", ttl_seconds=60, clock=clock).acquire()
+    real_replace, failing = store.replace_if_version, [True]
+
+    def replace(key, data, version):
+        if failing[0]:
+            raise ConnectionError("store unreachable")
+        return real_replace(key, data, version)
+
+    store.replace_if_version = replace
+    heartbeat = lease.start_heartbeat(interval_seconds=0.01)
+    assert _until(lambda: len(heartbeat.errors) >= 2)
+    assert lease.lost is None  # an error is not a takeover
+    clock.now += 61
+    with pytest.raises(LeaseLostError):  # still failing past its expiry: the commit is refused
+        lease.ensure_held()
+    failing[0] = False
+    assert _until(lambda: _expires_at(store, lease_key(DAY)) > clock.now)
+    heartbeat.stop()
+    lease.ensure_held()  # renewed again before anyone took it over: held
+    lease.release()
+
+
+def test_hold_takes_every_key_or_none(store):
+    from sales_assets.ingest.lease import hold
+
+    clock = Clock()
+    other = DayLease(store, DAY + dt.timedelta(days=1), "other", clock=clock).acquire()
+    days = [DAY, DAY + dt.timedelta(days=1)]
+    with pytest.raises(LeaseHeldError, match="other"):
+        with hold(DayLease(store, day, "range", clock=clock) for day in days):
+            raise AssertionError("must not run without every lease")
+    assert not store.exists(lease_key(DAY))  # the first day's lease was given back
+    other.release()
+    with hold([DayLease(store, day, "range", clock=clock) for day in days], interval_seconds=0.01) as leases:
+        assert all(json.loads(store.read_bytes(lease_key(day)))["run_id"] == "range" for day in days)
+        clock.now += 1000
+        assert _until(lambda: all(_expires_at(store, lease.key) > clock.now for lease in leases))
+    assert not any(store.exists(lease_key(day)) for day in days)

@@ -102,8 +102,10 @@ def test_an_empty_day_commits_a_zero_record_manifest_and_passes_its_check(tmp_pa
     assert mat.metadata["orders"].value == 0 and mat.metadata["bytes"].value == 0
 
 
-def test_a_second_writer_of_the_day_fails_clearly_and_leaves_the_first_alone(server, tmp_path):
+def test_a_second_writer_of_the_day_fails_clearly_and_leaves_the_first_alone(server, tmp_path, monkeypatch):
     server.fault_plan = None
+    # No wait for the holder's lease to expire (reliability/test_lease_retries.py tests the waits).
+    monkeypatch.setattr("sales_assets.ingest.assets.LEASE_RETRIES", 0)
     lake = LocalLakeResource(root=str(tmp_path / "lake"))
     holder = DayLease(lake, dt.date.fromisoformat(DAY), "first-run", owner="dagster run first").acquire()
     source = SalesSourceResource(base_url=server.url, token=server.token)
