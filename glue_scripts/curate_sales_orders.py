@@ -16,7 +16,13 @@ Runs unchanged as an AWS Glue 5 job (PySpark 3.5, ``awsglue`` present), as a Dag
 subprocess, or by hand::
 
     python glue_scripts/curate_sales_orders.py --lake_root ./.sales_data/lake \\
-        --order_date 2026-11-20 [--order_date_end 2026-11-22]
+        --order_date 2026-11-20 [--order_date_end 2026-11-22] \\
+        [--lease_key_prefix curated/_leases --lease_run_id RUN]
+
+With the lease arguments (the Dagster asset passes them), each table-day is committed only
+while ``<lease_key_prefix>/order_date=D.json`` still names ``lease_run_id`` and has not expired
+(``DayLease``): a job that outlived its Dagster run cannot commit over the run that took the day
+over.
 
 Standalone by design: Glue ships one file, so nothing from ``sales_assets`` is imported. The
 whole transform is Spark SQL expressions (no Python UDF, no RDD of records): pages are read as
@@ -896,6 +902,14 @@ class LocalFiles:
     def size(self, key: str) -> int:
         return os.path.getsize(self.lake.local(key))
 
+    def read(self, key: str) -> bytes | None:
+        """The bytes of a small file; None when it does not exist."""
+        try:
+            with open(self.lake.local(key), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
     def move(self, source: str, target: str) -> None:
         os.rename(self.lake.local(source), self.lake.local(target))
 
@@ -948,6 +962,21 @@ class HadoopFiles:
     def size(self, key: str) -> int:
         path, fs = self._path(key)
         return int(fs.getFileStatus(path).getLen())
+
+    def read(self, key: str) -> bytes | None:
+        """The bytes of a small file; None when it does not exist."""
+        path, fs = self._path(key)
+        if not fs.exists(path):
+            return None
+        buffer = self._jvm.java.io.ByteArrayOutputStream()
+        try:
+            # copyBytes(..., close=True) closes both streams.
+            self._jvm.org.apache.hadoop.io.IOUtils.copyBytes(fs.open(path), buffer, 65536, True)
+        except Exception as exc:  # deleted between exists and open
+            if "FileNotFoundException" in str(exc):
+                return None
+            raise
+        return bytes(buffer.toByteArray())
 
     def move(self, source: str, target: str) -> None:
         source_path, fs = self._path(source)
@@ -1080,7 +1109,74 @@ _SORT_KEYS = {
 # Redshift COPY manifest of exactly the day's files, written last. sales_assets reads it with
 # sales_assets.transform.curated_manifest; the two must agree (tested).
 STAGING_PREFIX = "_staging_"
+# Parquet row groups of at most this many bytes (parquet-mr's ``parquet.block.size``, as buffered
+# before compression; default 128 MB). The warehouse load (DuckDB) scans one row group per thread:
+# at the default a 1M-order day's order_lines (~55 MB) is one row group, read on one core.
+PARQUET_ROW_GROUP_BYTES = 16 * 1024 * 1024
 LEGACY_TMP_PREFIX = "_tmp_"
+
+
+class LeaseLostError(RuntimeError):
+    """The day's lease is not this run's any more: nothing of the day was committed by this run."""
+
+
+class DayLease:
+    """The caller's lease on each day, checked by ``commit_day`` right before a table-day's record.
+
+    The Dagster asset holds ``<key_prefix>/order_date=D.json`` (``sales_assets.ingest.lease``:
+    JSON with ``run_id`` and ``expires_at`` in epoch seconds) while this job runs and renews it.
+    A job that outlives its Dagster process (the process killed, the job still running on Glue)
+    loses the lease to the next run after its TTL; this check keeps it from then committing over
+    that run's files. Runs without lease arguments (the Step Functions export, by hand) pass
+    ``None`` and commit unchecked. ``clock`` gives epoch seconds (injectable for tests).
+    """
+
+    # A local lease renewal moves the key aside for an instant (compare-and-swap by rename):
+    # an absent key is read again a few times before it counts as absent.
+    ABSENT_RETRIES = 10
+    ABSENT_WAIT_SECONDS = 0.05
+
+    def __init__(self, key_prefix: str, run_id: str, clock: Callable[[], float] | None = None):
+        import time
+
+        self.key_prefix = key_prefix.strip("/")
+        self.run_id = run_id
+        self.clock = clock or time.time
+
+    def key(self, order_date: str) -> str:
+        return f"{self.key_prefix}/order_date={order_date}.json"
+
+    def ensure_held(self, files: "LocalFiles | HadoopFiles", lake: Lake, order_date: str) -> None:
+        """LeaseLostError unless the day's lease exists, names this run and has not expired."""
+        import time
+
+        key = self.key(order_date)
+        body = files.read(key)
+        for _ in range(self.ABSENT_RETRIES):
+            if body is not None:
+                break
+            time.sleep(self.ABSENT_WAIT_SECONDS)
+            body = files.read(key)
+        where = f"order_date={order_date}: lease {lake.uri(key)}"
+        if body is None:
+            problem = "is gone"
+        else:
+            try:
+                holder = json.loads(body.decode("utf-8"))
+                run_id, expires_at = holder.get("run_id"), float(holder["expires_at"])
+            except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+                problem = "is unreadable"
+            else:
+                now = self.clock()
+                if run_id != self.run_id:
+                    problem = f"belongs to run {run_id!r} ({holder.get('owner', '?')})"
+                elif expires_at <= now:
+                    problem = f"expired {now - expires_at:.0f} s ago"
+                else:
+                    return
+        raise LeaseLostError(
+            f"{where} {problem}, not held by run {self.run_id!r}: another run may have taken the day "
+            f"over, so this job commits nothing more for it (re-run the transform for the day).")
 
 
 class CommitInterrupted(BaseException):
@@ -1101,6 +1197,7 @@ def commit_day(
     staging_key: str,
     run_id: str,
     on_step: Callable[[str], None] | None = None,
+    lease: DayLease | None = None,
 ) -> list[str]:
     """Commit the parquet files staged in ``staging_key`` as ``curated/<table>/order_date=D``.
 
@@ -1112,10 +1209,15 @@ def commit_day(
 
     Stopped anywhere, readers see the previous record's day or the new one, whole; the next
     commit removes what was left. ``on_step`` is called after each step (tests stop it there).
-    Returns the file names listed.
+    With a ``lease``, the day's lease is checked before step 1 and again right before step 2:
+    when it is not this run's (``DayLease.ensure_held``) LeaseLostError is raised, no record is
+    written and nothing is deleted (files already moved in stay unlisted, for the next commit
+    to remove). Returns the file names listed.
     """
     step = on_step or (lambda name: None)
     day_key = curated_key(table, order_date)
+    if lease is not None:
+        lease.ensure_held(files, lake, order_date)
     staged = sorted(
         name for name, is_folder in files.list(staging_key)
         if not is_folder and name.startswith("part-") and name.endswith(".parquet")
@@ -1134,6 +1236,8 @@ def commit_day(
                         "meta": {"content_length": files.size(target)}})
         listed.append(target_name)
         step(f"moved:{target_name}")
+    if lease is not None:
+        lease.ensure_held(files, lake, order_date)
     files.write_atomic(f"{day_key}/{MANIFEST_NAME}", record_body(entries))
     step("record")
     keep = set(listed) | {MANIFEST_NAME}
@@ -1148,7 +1252,7 @@ def commit_day(
 
 
 def write_day(spark, lake: Lake, table: str, frame, order_date: str, run_id: str | None = None,
-              on_step: Callable[[str], None] | None = None) -> str:
+              on_step: Callable[[str], None] | None = None, lease: DayLease | None = None) -> str:
     """Write this day's rows of ``table`` and commit them (``commit_day``); returns the day URI.
 
     Spark writes into ``order_date=D/_staging_<run_id>/`` (hidden from Spark and Glue readers by
@@ -1169,8 +1273,9 @@ def write_day(spark, lake: Lake, table: str, frame, order_date: str, run_id: str
     staging_key = f"{target_key}/{STAGING_PREFIX}{run_id}"
     files = lake.files(spark)
     try:
-        day.write.mode("overwrite").parquet(lake.uri(staging_key))
-        commit_day(files, lake, table, order_date, staging_key, run_id, on_step)
+        (day.write.mode("overwrite").option("parquet.block.size", str(PARQUET_ROW_GROUP_BYTES))
+         .parquet(lake.uri(staging_key)))
+        commit_day(files, lake, table, order_date, staging_key, run_id, on_step, lease)
     except Exception:
         # Best effort: the next commit of the day removes it anyway (as after a kill).
         with suppress(Exception):
@@ -1240,6 +1345,7 @@ def run(
     lake_root: str,
     dates: Sequence[dt.date | str],
     log: Callable[[str], None] | None = None,
+    lease: DayLease | None = None,
 ) -> dict:
     """Curate every date in ``dates`` and return the summary (JSON-serialisable).
 
@@ -1248,7 +1354,9 @@ def run(
     raw_lines, curated_lines, quarantine_lines, superseded_lines, net as a decimal string),
     ``quarantine_by_reason`` (per date: reason -> lines) and ``manifests`` (per date: run_id,
     record_count, line_count as the manifest states them). Raises ManifestMissingError when a
-    date was never committed; nothing is written for any date in that case.
+    date was never committed; nothing is written for any date in that case. With a ``lease``,
+    every table-day's commit first checks the day's lease (``commit_day``); LeaseLostError when
+    another run took a day over.
     """
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -1301,7 +1409,7 @@ def run(
                 key = "curated_lines" if table == TABLE_ORDER_LINES else "quarantine_lines"
                 rows_by_day = {day: figures[day][key] for day in days}
             rows_by_day = {day: rows_by_day.get(day, 0) for day in days}
-            paths = [write_day(spark, lake, table, frame, day, run_id=run_id) for day in days]
+            paths = [write_day(spark, lake, table, frame, day, run_id=run_id, lease=lease) for day in days]
             if frame.is_cached:
                 frame.unpersist()
             log(f"wrote {table}: {sum(rows_by_day.values())} row(s) in {len(paths)} partition(s)")
@@ -1453,6 +1561,32 @@ def parse_args(argv: Sequence[str]) -> tuple[str, list[str]]:
     return options["lake_root"], dates
 
 
+def parse_lease_args(argv: Sequence[str]) -> DayLease | None:
+    """The ``--lease_key_prefix``/``--lease_run_id`` job arguments as a DayLease; None when both
+    are absent (the Step Functions export and runs by hand pass neither). One without the other
+    is an error: a caller that holds leases must have them checked."""
+    names = ("lease_key_prefix", "lease_run_id")
+    given = [name for name in names if f"--{name}" in argv or any(a.startswith(f"--{name}=") for a in argv)]
+    if not given:
+        return None
+    if len(given) != len(names):
+        raise SystemExit(f"--{given[0]} needs --{(set(names) - set(given)).pop()} too")
+    try:
+        from awsglue.utils import getResolvedOptions
+    except ImportError:
+        getResolvedOptions = None
+    if getResolvedOptions is not None:
+        options = getResolvedOptions(list(argv), list(names))
+    else:
+        parser = argparse.ArgumentParser()
+        for name in names:
+            parser.add_argument(f"--{name}", required=True)
+        options = vars(parser.parse_known_args(list(argv[1:]))[0])
+    if not options["lease_key_prefix"] or not options["lease_run_id"]:
+        raise SystemExit("--lease_key_prefix and --lease_run_id must not be empty")
+    return DayLease(options["lease_key_prefix"], options["lease_run_id"])
+
+
 def get_spark():
     """The job's SparkSession: Glue's when running on Glue, else a small local one (UTC)."""
     try:
@@ -1489,6 +1623,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     """Parse arguments, run, report through Pipes when present, print the summary JSON."""
     argv = list(sys.argv if argv is None else argv)
     lake_root, dates = parse_args(argv)
+    lease = parse_lease_args(argv)
     pipes = open_pipes()
 
     def log(message: str) -> None:
@@ -1499,7 +1634,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     with pipes if pipes is not None else nullcontext():
         log(f"curating order_date {dates[0]}..{dates[-1]} in {lake_root}")
         spark = get_spark()
-        summary = run(spark, lake_root, dates, log=log)
+        summary = run(spark, lake_root, dates, log=log, lease=lease)
         if pipes is not None:
             report_to_pipes(pipes, summary)
     if pipes is None:

@@ -145,8 +145,11 @@ def run_bench(orders: int, days: int = 1, out: str | Path = "bench/results", wor
         if ingest.returncode == 0:
             crawl = stage("crawl", _stage_command("crawl", {**common, "catalog_path": str(root / "catalog.sqlite")}))
             stages["crawl"] = _row("crawl", crawl, raw_lines, raw_bytes, _written(root / "catalog.sqlite"))
-            env = dict(os.environ, PYSPARK_PYTHON=sys.executable, PYSPARK_DRIVER_PYTHON=sys.executable,
-                       SALES_SPARK_DRIVER_MEMORY=os.environ.get("SALES_SPARK_DRIVER_MEMORY", "2g"))
+            # The environment LocalSparkEtlResource gives the script (JVM flags included).
+            from sales_assets.resources.etl import LocalSparkEtlResource
+
+            spark = LocalSparkEtlResource(spark_driver_memory=os.environ.get("SALES_SPARK_DRIVER_MEMORY", "2g"))
+            env = dict(os.environ, **spark.subprocess_env())
             transform = stage("transform", _transform_command(str(lake_root), day_list), env=env)
             stages["transform"] = _row("transform", transform, raw_lines, raw_bytes, _written(lake_root / "curated"))
             warehouse = str(root / "warehouse.duckdb")

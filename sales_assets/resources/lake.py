@@ -11,9 +11,11 @@ configuration and parquet reading on top, so both paths share one implementation
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 
 import dagster as dg
 import pyarrow as pa
@@ -38,54 +40,84 @@ class LakeResource(dg.ConfigurableResource, ABC):
 
     ``create_exclusive``, ``read_versioned`` and ``replace_if_version`` are the
     conditional writes the one-writer-per-day lease is built on (see
-    ``sales_assets.ingest.landing.day_lease``).
+    ``sales_assets.ingest.landing.day_lease``). An object written is durable when
+    ``write_bytes`` returns, except inside ``deferred_fsync``: see there.
     """
+
+    # The one store every call goes through inside a ``deferred_fsync`` block (the block's
+    # pending fsyncs live on it); None outside, where each call builds a fresh, cheap store.
+    _held_store: object = PrivateAttr(default=None)
 
     @abstractmethod
     def store(self) -> LocalObjectStore | S3ObjectStore:
         """The Dagster-free object store behind this resource."""
 
+    def _store(self) -> LocalObjectStore | S3ObjectStore:
+        return self._held_store if self._held_store is not None else self.store()
+
+    @contextlib.contextmanager
+    def deferred_fsync(self, prefix: str) -> Iterator[None]:
+        """``LocalObjectStore.deferred_fsync`` for this lake: within the block, a write under
+        ``prefix`` returns once the object is in place and is fsynced in the background; when
+        the block ends normally every such object (and its folder) is durable, and the first
+        fsync error is raised. All calls on this resource inside the block use one store.
+        On S3 the block changes nothing: a put is durable when it returns. Blocks do not nest.
+        """
+        if self._held_store is not None:
+            raise RuntimeError("deferred_fsync blocks do not nest")
+        store = self.store()
+        defer = getattr(store, "deferred_fsync", None)
+        if defer is None:  # S3: nothing to defer
+            yield
+            return
+        self._held_store = store
+        try:
+            with defer(prefix):
+                yield
+        finally:
+            self._held_store = None
+
     def root_uri(self) -> str:
         """The lake root as Spark, Glue and Redshift address it (absolute path or ``s3://bucket/prefix``)."""
-        return self.store().root_uri()
+        return self._store().root_uri()
 
     def uri(self, key: str) -> str:
         return f"{self.root_uri()}/{key}"
 
     def read_bytes(self, key: str) -> bytes:
-        return self.store().read_bytes(key)
+        return self._store().read_bytes(key)
 
     def read_prefix(self, key: str, length: int) -> bytes:
         """The first ``length`` bytes of ``key`` (all of it when shorter); S3: one ranged GET."""
-        return self.store().read_prefix(key, length)
+        return self._store().read_prefix(key, length)
 
     def write_bytes(self, key: str, data: bytes) -> None:
-        self.store().write_bytes(key, data)
+        self._store().write_bytes(key, data)
 
     def exists(self, key: str) -> bool:
-        return self.store().exists(key)
+        return self._store().exists(key)
 
     def list_keys(self, prefix: str) -> list[str]:
         """All keys under ``prefix``, sorted."""
-        return self.store().list_keys(prefix)
+        return self._store().list_keys(prefix)
 
     def delete_prefix(self, prefix: str) -> int:
         """Remove every key under ``prefix``; returns how many objects went."""
-        return self.store().delete_prefix(prefix)
+        return self._store().delete_prefix(prefix)
 
     def delete_key(self, key: str) -> None:
-        self.store().delete_key(key)
+        self._store().delete_key(key)
 
     def create_exclusive(self, key: str, data: bytes) -> bool:
         """Create ``key`` only if absent; True when this call created it."""
-        return self.store().create_exclusive(key, data)
+        return self._store().create_exclusive(key, data)
 
     def read_versioned(self, key: str) -> Versioned | None:
-        return self.store().read_versioned(key)
+        return self._store().read_versioned(key)
 
     def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
         """Overwrite ``key`` only if it is still ``version``; True when it did."""
-        return self.store().replace_if_version(key, data, version)
+        return self._store().replace_if_version(key, data, version)
 
     def curated_files(self, table: str, day: dt.date) -> list[str]:
         """Keys of exactly the parquet files the committed record of ``curated/<table>`` for

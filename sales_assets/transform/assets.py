@@ -13,7 +13,10 @@ holds each day's ``CuratedDayLease`` (``curated/_leases/order_date=D.json``: und
 folder, so no reader or the job's cleanup ever lists it) while the job runs, renewed by a
 heartbeat; a run refused by another run's lease on any of its days launches nothing and is
 retried just after that lease would expire (``retry_after_lease``), so a crashed run's days are
-taken over and a live run's refuse the second one with its message after the retries.
+taken over and a live run's refuse the second one with its message after the retries. The job
+itself is given the lease (``--lease_key_prefix``/``--lease_run_id``) and checks it before each
+table-day's commit record, so a Glue job still running after this process died commits nothing
+once another run has taken its day over.
 """
 
 import datetime as dt
@@ -243,6 +246,10 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
     if len(days) > 1:
         arguments["order_date_end"] = days[-1].isoformat()
     owner = f"dagster run {context.run_id}"
+    # The job checks each day's lease right before each commit record, so a job that outlives
+    # this process (killed while Glue runs on) cannot commit over the run that took the day over.
+    arguments["lease_key_prefix"] = CURATED_LEASE_FOLDER
+    arguments["lease_run_id"] = context.run_id
     try:
         with hold(CuratedDayLease(lake, day, context.run_id, owner=owner) for day in days) as leases:
             results = list(etl.run_script(context, CURATE_SCRIPT, arguments).get_results())

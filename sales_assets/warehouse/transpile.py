@@ -47,6 +47,10 @@ _REDSHIFT_ONLY_PROPERTIES = ("DistKeyProperty", "DistStyleProperty", "SortKeyPro
 
 
 def _user_cache_folder() -> Optional[Path]:
+    # The XDG base directory rule, as pip and most tools follow it.
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "sales_assets"
     try:
         return Path.home() / ".cache" / "sales_assets"
     except (RuntimeError, KeyError):  # no home directory (some containers): no disk cache

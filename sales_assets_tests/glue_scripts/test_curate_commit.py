@@ -59,3 +59,19 @@ def test_the_hadoop_filesystem_commit_writes_the_same_record(tmp_path, spark, cu
     assert [k.rsplit("/", 1)[1] for k in keys] == listed == ["part-00000-h1.snappy.parquet"]
     entry = json.loads((folder / "_manifest.json").read_bytes())["entries"][0]
     assert entry["meta"]["content_length"] == (folder / listed[0]).stat().st_size
+
+
+def test_curated_files_are_cut_into_row_groups_of_the_configured_size(tmp_path, spark, curate, monkeypatch):
+    # The warehouse load scans a file's row groups in parallel: one huge row group is one core.
+    lake_root = tmp_path / "lake"
+    lake = curate.Lake(str(lake_root))
+    frame = spark.range(20000).selectExpr(
+        "format_string('P-%06d', id) AS product_id", "sha2(cast(id AS string), 256) AS sku",
+        "sha2(cast(id * 7 AS string), 512) AS product_name", "'c' AS category", "'b' AS brand",
+        "timestamp'2026-11-20 10:00:00' AS updated_at", f"date'{DAY_1}' AS order_date")
+    monkeypatch.setattr(curate, "PARQUET_ROW_GROUP_BYTES", 256 * 1024)
+    curate.write_day(spark, lake, "dim_product", frame, DAY_1, run_id="rg")
+    (key,) = LocalLakeResource(root=str(lake_root)).curated_files("dim_product", dt.date.fromisoformat(DAY_1))
+    metadata = pq.read_metadata(lake_root / key)
+    assert metadata.num_rows == 20000 and metadata.num_row_groups > 4
+    assert max(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) < 2 * 256 * 1024

@@ -132,3 +132,11 @@ def test_fake_matches_argparse_fallback(curate):
     # Without awsglue the same argv gives the same answer (the local/by-hand path).
     assert "awsglue" not in sys.modules
     assert curate.parse_args(GLUE_ARGV) == ("s3://sales-lake/prod", ["2026-11-20"])
+
+
+def test_glue_lease_arguments_resolve_through_get_resolved_options(curate, fake_glue):
+    assert curate.parse_lease_args(GLUE_ARGV) is None  # the Step Functions export passes none
+    assert not any("lease_run_id" in options for _args, options in fake_glue.CALLS)
+    lease = curate.parse_lease_args(GLUE_ARGV + ["--lease_key_prefix", "curated/_leases", "--lease_run_id", "r-1"])
+    assert (lease.key_prefix, lease.run_id) == ("curated/_leases", "r-1")
+    assert any(set(options) == {"lease_key_prefix", "lease_run_id"} for _args, options in fake_glue.CALLS)

@@ -62,6 +62,9 @@ def test_a_range_is_one_run_and_one_etl_job(tmp_path, count):
             "lake_root": str((tmp_path / "lake").resolve()),
             "order_date": days[0].isoformat(),
             "order_date_end": days[-1].isoformat(),
+            # The job checks the run's day leases before each commit (issue #10).
+            "lease_key_prefix": "curated/_leases",
+            "lease_run_id": result.run_id,
         }
     ]
     # One materialization event per day of the range, all from that single step.
