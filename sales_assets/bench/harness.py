@@ -149,7 +149,7 @@ def run_bench(orders: int, days: int = 1, out: str | Path = "bench/results", wor
             from sales_assets.resources.etl import LocalSparkEtlResource
 
             spark = LocalSparkEtlResource(spark_driver_memory=os.environ.get("SALES_SPARK_DRIVER_MEMORY", "2g"))
-            env = dict(os.environ, **spark.subprocess_env())
+            env = dict(os.environ, **spark.subprocess_env(expected_lines=raw_lines))
             transform = stage("transform", _transform_command(str(lake_root), day_list), env=env)
             stages["transform"] = _row("transform", transform, raw_lines, raw_bytes, _written(lake_root / "curated"))
             warehouse = str(root / "warehouse.duckdb")

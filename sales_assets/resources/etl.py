@@ -85,14 +85,20 @@ class EtlResource(dg.ConfigurableResource, ABC):
 
     @abstractmethod
     def run_script(
-        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str]
-    ) -> dg.PipesClientCompletedInvocation: ...
+        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str],
+        expected_lines: int | None = None,
+    ) -> dg.PipesClientCompletedInvocation:
+        """``expected_lines``: how many raw lines the job will read, when known (an engine may
+        size itself by it)."""
 
 
-# JVM flags of the local Spark driver. C1 only (no C2): a local job is short, and on a small day
-# the C2 compiler threads spend more CPU compiling than the code they compile saves (an empty day's
-# transform took about half the wall time with C1 only on 2 cores; 100k and 1M orders were not slower).
+# JVM flags of the local Spark driver for a small job: C1 only (no C2). On a small day the C2
+# compiler threads spend more CPU compiling than the code they compile saves (an empty day's
+# transform took about half the wall time with C1 only on 2 cores, 100k orders were a little
+# faster); on a big day C2's code pays for itself many times (1M orders, quiet machine: 119 s
+# with C2, 199 s with C1 only), so the flag is used only up to SMALL_JOB_MAX_LINES raw lines.
 LOCAL_SPARK_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+SMALL_JOB_MAX_LINES = 400_000
 
 
 class LocalSparkEtlResource(EtlResource):
@@ -102,16 +108,24 @@ class LocalSparkEtlResource(EtlResource):
     python_executable: str = Field(default=sys.executable)
     spark_driver_memory: str = Field(default="2g", description="spark.driver.memory of the local job")
     spark_java_options: str = Field(
-        default=LOCAL_SPARK_JAVA_OPTIONS,
+        default="",
         description="JVM flags of the local Spark driver, added after any SPARK_SUBMIT_OPTS of the environment",
     )
+    small_job_java_options: str = Field(
+        default=LOCAL_SPARK_JAVA_OPTIONS,
+        description="JVM flags added for a job of at most small_job_max_lines raw lines (or of unknown size)",
+    )
+    small_job_max_lines: int = Field(default=SMALL_JOB_MAX_LINES)
 
-    def subprocess_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    def subprocess_env(self, environ: Mapping[str, str] | None = None,
+                       expected_lines: int | None = None) -> dict[str, str]:
         """What the script's process gets on top of ``environ`` (default ``os.environ``)."""
         environ = os.environ if environ is None else environ
+        small = expected_lines is None or expected_lines <= self.small_job_max_lines
         # spark-submit adds SPARK_SUBMIT_OPTS to the driver JVM's command line (local mode:
         # the driver is that JVM); the user's own flags come first, ours after them.
-        java_options = " ".join(o for o in (environ.get("SPARK_SUBMIT_OPTS", ""), self.spark_java_options) if o)
+        ours = (self.spark_java_options, self.small_job_java_options if small else "")
+        java_options = " ".join(o for o in (environ.get("SPARK_SUBMIT_OPTS", ""), *ours) if o)
         env = {
             "PYSPARK_PYTHON": self.python_executable,
             "PYSPARK_DRIVER_PYTHON": self.python_executable,
@@ -122,7 +136,8 @@ class LocalSparkEtlResource(EtlResource):
         return env
 
     def run_script(
-        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str]
+        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str],
+        expected_lines: int | None = None,
     ) -> dg.PipesClientCompletedInvocation:
         try:
             require_java()
@@ -134,7 +149,8 @@ class LocalSparkEtlResource(EtlResource):
         command = [self.python_executable, str(script_path)]
         for name, value in arguments.items():
             command += [f"--{name}", value]
-        return dg.PipesSubprocessClient(env=self.subprocess_env()).run(command=command, context=context)
+        env = self.subprocess_env(expected_lines=expected_lines)
+        return dg.PipesSubprocessClient(env=env).run(command=command, context=context)
 
 
 class GlueEtlResource(EtlResource):
@@ -155,7 +171,8 @@ class GlueEtlResource(EtlResource):
         return boto3.client(service, region_name=self.region_name, endpoint_url=self.endpoint_url)
 
     def run_script(
-        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str]
+        self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str],
+        expected_lines: int | None = None,
     ) -> dg.PipesClientCompletedInvocation:
         from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient, PipesS3ContextInjector
 

@@ -201,6 +201,14 @@ def previous_order_counts(lake: LakeResource, day: dt.date, lookback_days: int) 
     return counts
 
 
+def _raw_lines(lake: LakeResource, days: list[dt.date]) -> int | None:
+    """Raw lines the job will read, from the committed manifests; None when a day has none."""
+    manifests = [read_manifest(lake, day) for day in days]
+    if any(manifest is None for manifest in manifests):
+        return None
+    return sum(int(manifest["line_count"]) for manifest in manifests)
+
+
 @dg.multi_asset(
     name="curated_sales",
     specs=[
@@ -252,7 +260,8 @@ def curated_sales(context: dg.AssetExecutionContext, etl: EtlResource, lake: Lak
     arguments["lease_run_id"] = context.run_id
     try:
         with hold(CuratedDayLease(lake, day, context.run_id, owner=owner) for day in days) as leases:
-            results = list(etl.run_script(context, CURATE_SCRIPT, arguments).get_results())
+            results = list(etl.run_script(context, CURATE_SCRIPT, arguments,
+                                          expected_lines=_raw_lines(lake, days)).get_results())
             lost = [lease for lease in leases if not _still_held(lease)]
     except LeaseHeldError as exc:
         context.log.warning(f"{exc} Retrying in {retry_after_lease(exc).seconds_to_wait} s.")

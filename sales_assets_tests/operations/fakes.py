@@ -36,7 +36,7 @@ class RecordingEtl(EtlResource):
     overrides: dict = {}
     fail: str | None = None
 
-    def run_script(self, context, script, arguments):
+    def run_script(self, context, script, arguments, **options):
         with open(self.calls_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"script": script, **arguments}) + "\n")
         if self.fail:

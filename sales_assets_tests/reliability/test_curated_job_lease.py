@@ -171,7 +171,7 @@ class RecordingEtl(EtlResource):
 
     calls: list = []
 
-    def run_script(self, context, script, arguments):
+    def run_script(self, context, script, arguments, **options):
         lake = LocalLakeResource(root=arguments["lake_root"])
         lease = load_script().parse_lease_args(["s"] + [f"--{k}={v}" for k, v in arguments.items()])
         found = json.loads(lake.read_bytes(lease.key(arguments["order_date"])))

@@ -92,8 +92,8 @@ def test_a_day_mixing_two_runs_is_refused_by_the_loader_and_the_rerun_loads(cura
 class KilledBetweenTablesEtl(RecordingEtl):
     """The fake job, except that a second run then commits order_lines only (and dies)."""
 
-    def run_script(self, context, script, arguments):
-        completed = super().run_script(context, script, arguments)
+    def run_script(self, context, script, arguments, **options):
+        completed = super().run_script(context, script, arguments, **options)
         lake = LocalLakeResource(root=arguments["lake_root"])
         frame = pa.table({"net": pa.array([1.0] * self.curated_lines, pa.float64())})
         curated_manifest.commit_day(lake, "order_lines", DAY, [frame], run_id=uuid.uuid4().hex)

@@ -132,7 +132,7 @@ def test_on_s3_a_live_writer_makes_the_second_run_wait_then_fail_naming_it(s3_la
 class RecordingEtl(EtlResource):
     """Stands in for the Glue job: records the lease each launch ran under, then stops the step."""
 
-    def run_script(self, context, script, arguments):
+    def run_script(self, context, script, arguments, **options):
         lake = LocalLakeResource(root=arguments["lake_root"])
         holder = json.loads(lake.read_bytes(curated_lease_key(DATE)))
         LAUNCHES.append({"run_id": context.run_id, "lease_run_id": holder["run_id"]})

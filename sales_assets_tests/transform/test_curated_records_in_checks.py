@@ -21,8 +21,8 @@ DAY = dt.date(2025, 3, 4)
 class UncommittedQuarantineEtl(RecordingEtl):
     """The fake job, except that it dies before committing curated/quarantine for the day."""
 
-    def run_script(self, context, script, arguments):
-        completed = super().run_script(context, script, arguments)
+    def run_script(self, context, script, arguments, **options):
+        completed = super().run_script(context, script, arguments, **options)
         LocalLakeResource(root=arguments["lake_root"]).delete_key(curated_manifest.record_key("quarantine", DAY))
         return completed
 
@@ -40,8 +40,8 @@ def _reconciliation(tmp_path, etl):
 
 def test_the_check_counts_committed_rows_only(tmp_path):
     class WithStaleFile(RecordingEtl):
-        def run_script(self, context, script, arguments):
-            completed = super().run_script(context, script, arguments)
+        def run_script(self, context, script, arguments, **options):
+            completed = super().run_script(context, script, arguments, **options)
             stale = tmp_path / "lake" / curated_manifest.day_prefix("order_lines", DAY) / "part-00000-crashed.snappy.parquet"
             pq.write_table(pa.table({"net": [1.0] * 5}), stale)
             return completed
