@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 
-.PHONY: install demo dev test serve-source clean chromium bench bench-backfill
+.PHONY: install demo dev test serve-source clean chromium bench bench-backfill s3a-jars
 
 $(VENV)/.installed: setup.py pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }
+
+# hadoop-aws + AWS SDK jars for local Spark on s3a:// (and s3://) lakes, from a PyPI sdist,
+# checked against pinned sha256s, cached in $XDG_CACHE_HOME (default ~/.cache)/sales_assets/s3a-jars/.
+# The tests fetch them on their own; this is for fetching ahead (e.g. before going offline).
+s3a-jars: install
+	$(BIN)/python -m sales_assets.transform.s3a_jars
 
 # BENCH_ORDERS orders a day over BENCH_DAYS days; results in bench/results/ (latest.md).
 BENCH_ORDERS ?= 100000

@@ -22,9 +22,15 @@ subprocess, or by hand::
 With the lease arguments (the Dagster asset passes them), each table-day is committed only
 while ``<lease_key_prefix>/order_date=D.json`` still names ``lease_run_id`` and has not expired
 (``DayLease``): a job that outlived its Dagster run cannot commit over the run that took the day
-over.
+over. Without them (Step Functions, a run by hand) the job takes those day leases itself before
+reading or writing anything (``hold_day_leases``): all its days or none, renewed by a heartbeat
+for the whole job, released at the end; a day held by another run fails the job at once with
+LeaseHeldError naming the holder and its expiry.
 
-Standalone by design: Glue ships one file, so nothing from ``sales_assets`` is imported. The
+Standalone by design: Glue ships one file plus ``--extra-py-files``, so nothing from
+``sales_assets`` is imported except, when the job takes its own leases, the lease module and its
+object store (``sales_assets.ingest.lease``/``store``, standard library only; shipped to Glue as
+``sales-glue-lease.zip``, built by ``sales_assets.ingest.packaging.build_glue_lease_zip``). The
 whole transform is Spark SQL expressions (no Python UDF, no RDD of records): pages are read as
 binary files (size and sha256 checked against the manifest in the same scan), split into lines,
 parsed with explicit schemas by ``from_json`` (numbers as DECIMAL(38,18), plus type probes),
@@ -1127,14 +1133,10 @@ class DayLease:
     JSON with ``run_id`` and ``expires_at`` in epoch seconds) while this job runs and renews it.
     A job that outlives its Dagster process (the process killed, the job still running on Glue)
     loses the lease to the next run after its TTL; this check keeps it from then committing over
-    that run's files. Runs without lease arguments (the Step Functions export, by hand) pass
-    ``None`` and commit unchecked. ``clock`` gives epoch seconds (injectable for tests).
+    that run's files. A job run without lease arguments (the Step Functions export, by hand)
+    holds the same leases itself (``hold_day_leases``) and checks its commits against them the
+    same way. ``clock`` gives epoch seconds (injectable for tests).
     """
-
-    # A local lease renewal moves the key aside for an instant (compare-and-swap by rename):
-    # an absent key is read again a few times before it counts as absent.
-    ABSENT_RETRIES = 10
-    ABSENT_WAIT_SECONDS = 0.05
 
     def __init__(self, key_prefix: str, run_id: str, clock: Callable[[], float] | None = None):
         import time
@@ -1148,15 +1150,10 @@ class DayLease:
 
     def ensure_held(self, files: "LocalFiles | HadoopFiles", lake: Lake, order_date: str) -> None:
         """LeaseLostError unless the day's lease exists, names this run and has not expired."""
-        import time
-
+        # A renewal replaces the key in one rename (S3: one conditional put), so an absent key
+        # is a released or deleted lease, never one caught mid-renewal.
         key = self.key(order_date)
         body = files.read(key)
-        for _ in range(self.ABSENT_RETRIES):
-            if body is not None:
-                break
-            time.sleep(self.ABSENT_WAIT_SECONDS)
-            body = files.read(key)
         where = f"order_date={order_date}: lease {lake.uri(key)}"
         if body is None:
             problem = "is gone"
@@ -1587,6 +1584,93 @@ def parse_lease_args(argv: Sequence[str]) -> DayLease | None:
     return DayLease(options["lease_key_prefix"], options["lease_run_id"])
 
 
+# Where the day leases live: the Dagster asset's ``CURATED_LEASE_FOLDER`` (tested equal), beside
+# the table folders, so no reader and no commit cleanup ever lists a lease.
+LEASE_KEY_PREFIX = f"{CURATED_PREFIX}/_leases"
+# The refusal's first words. The state machine recognises a refused job by this text in the
+# failed Glue run's ErrorMessage (``sales_assets.deploy.asl.LEASE_HELD_PATTERN``), whatever Glue
+# puts before it, and waits for the holder instead of alerting at once.
+LEASE_HELD_MARKER = "LeaseHeldError"
+
+
+def job_run_identity(argv: Sequence[str]) -> tuple[str, str]:
+    """(lease run id, owner shown to a refused run): Glue's ``--JOB_RUN_ID``/``--JOB_NAME`` when
+    Glue passes them, else a fresh id naming this process (a run by hand)."""
+    parser = argparse.ArgumentParser(allow_abbrev=False, add_help=False)
+    parser.add_argument("--JOB_RUN_ID", default=None)
+    parser.add_argument("--JOB_NAME", default=None)
+    options = parser.parse_known_args(list(argv[1:]))[0]
+    if options.JOB_RUN_ID:
+        job = f" of job {options.JOB_NAME}" if options.JOB_NAME else ""
+        return options.JOB_RUN_ID, f"glue job run {options.JOB_RUN_ID}{job}"
+    import socket
+
+    return f"curate-{uuid.uuid4().hex}", f"curate_sales_orders.py pid {os.getpid()} on {socket.gethostname()}"
+
+
+def _require_conditional_writes(client) -> None:
+    """A clear failure, before any lease is taken, when boto3 cannot send S3 conditional writes."""
+    members = client.meta.service_model.operation_model("PutObject").input_shape.members
+    missing = [name for name in ("IfNoneMatch", "IfMatch") if name not in members]
+    if missing:
+        import botocore
+
+        raise RuntimeError(
+            f"botocore {botocore.__version__} cannot send S3 conditional writes ({', '.join(missing)} on "
+            f"PutObject), which the day lease needs: give the Glue job --additional-python-modules "
+            f"with a newer boto3 (the exported template does). Nothing was written.")
+
+
+def lease_store(lake: Lake, s3_client=None):
+    """The object store the leases of ``lake`` live in: its folder, or its bucket through boto3."""
+    from sales_assets.ingest.store import LocalObjectStore, S3ObjectStore
+
+    if lake.is_local:
+        return LocalObjectStore(lake.local_root)
+    if s3_client is None:
+        import boto3
+
+        s3_client = boto3.client("s3")
+    _require_conditional_writes(s3_client)
+    # The job accepts s3a:// and s3n:// for Spark; boto3 addresses the same bucket and prefix.
+    return S3ObjectStore.from_uri("s3://" + lake.uri_root.split("://", 1)[1], s3_client)
+
+
+@contextmanager
+def hold_day_leases(lake_root: str, dates: Sequence[str], run_id: str, owner: str, s3_client=None,
+                    heartbeat_seconds: float | None = None):
+    """Hold the day leases the Dagster asset holds (``sales_assets.ingest.lease``: same keys,
+    conditional create, compare-and-swap renewals by a heartbeat every TTL/3) on every date, for
+    the block; yields the ``DayLease`` each commit checks. All days or none: when another run
+    holds one, the ones taken are released and LeaseHeldError (message starting with
+    ``LEASE_HELD_MARKER``, naming the holder and its expiry) is raised before the block runs.
+    Released on leaving the block, also when it raises."""
+    from contextlib import ExitStack
+
+    try:
+        from sales_assets.ingest.lease import Lease, LeaseHeldError, hold
+    except ImportError as exc:
+        raise RuntimeError(
+            "this job run has no --lease_key_prefix/--lease_run_id, so it takes the day leases itself and "
+            "needs sales_assets.ingest.lease: on Glue pass --extra-py-files s3://<artifacts>/sales-glue-lease.zip "
+            "(sales_assets.deploy uploads it; the exported template sets it); by hand, install the project. "
+            "Nothing was written.") from exc
+    lake = Lake(lake_root)
+    store = lease_store(lake, s3_client)
+    day_lease = DayLease(LEASE_KEY_PREFIX, run_id)
+    leases = [Lease(store, day_lease.key(day), f"curated order_date={day}", run_id, owner=owner,
+                    activity="transformed")
+              for day in sorted({_as_date(day).isoformat() for day in dates})]
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(hold(leases, heartbeat_seconds))
+        except LeaseHeldError as exc:
+            raise LeaseHeldError(
+                f"{LEASE_HELD_MARKER}: the curated job took no day lease and wrote nothing: {exc}",
+                expires_at=exc.expires_at, seen_at=exc.seen_at) from None
+        yield day_lease
+
+
 def get_spark():
     """The job's SparkSession: Glue's when running on Glue, else a small local one (UTC)."""
     try:
@@ -1633,8 +1717,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
 
     with pipes if pipes is not None else nullcontext():
         log(f"curating order_date {dates[0]}..{dates[-1]} in {lake_root}")
-        spark = get_spark()
-        summary = run(spark, lake_root, dates, log=log, lease=lease)
+        if lease is not None:
+            held = nullcontext(lease)  # the caller holds the leases; the commits check them
+        else:
+            # Taken before Spark starts or anything is read: a refused job costs seconds, writes nothing.
+            run_id, owner = job_run_identity(argv)
+            held = hold_day_leases(lake_root, dates, run_id, owner)
+            log(f"taking the day leases {LEASE_KEY_PREFIX}/order_date=D.json as {owner} (run {run_id})")
+        with held as lease:
+            spark = get_spark()
+            summary = run(spark, lake_root, dates, log=log, lease=lease)
         if pipes is not None:
             report_to_pipes(pipes, summary)
     if pipes is None:

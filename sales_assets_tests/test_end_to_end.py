@@ -1,7 +1,8 @@
 """Guards the whole local pipeline, end to end and for real: the demo source over HTTP,
 a lake folder, the catalog file, the Glue script on real Spark through Pipes, and a
 DuckDB warehouse. The warehouse must hold exactly what the source says it served,
-and re-materializing a day must leave the warehouse unchanged."""
+and re-materializing a day must leave every warehouse row as it was, except the load
+columns a re-run rewrites (`loaded_at`, `ingest_run_id`)."""
 
 import datetime as dt
 import subprocess
@@ -12,13 +13,15 @@ import dagster as dg
 import pytest
 
 from sales_assets.definitions import build_definitions
+from sales_assets.ingest.landing import read_manifest
 from sales_assets.operations.demo import run_demo
 from sales_assets.operations.schedules import DAILY_JOB_NAME
-from sales_assets.resources.warehouse import DuckDBWarehouseResource
+from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.settings import load_settings
 from sales_assets.source.demo_data import DemoDataConfig
 from sales_assets.source.demo_server import DemoSourceServer
 from sales_assets.warehouse import loader
+from sales_assets_tests.reliability.warehouse_state import RERUN_COLUMNS, warehouse_state
 
 DAY = dt.date(2026, 11, 20)
 ORDERS_PER_DAY = 300
@@ -35,9 +38,13 @@ def _settings(tmp_path, **extra):
     return load_settings(environ)
 
 
-def _warehouse_state(path):
-    with DuckDBWarehouseResource(path=path, read_only=True).session() as session:
-        return loader.fact_figures(session, [DAY]), loader.table_row_counts(session)
+def _fact_load_stamps(path):
+    """(ingest run ids, earliest and latest loaded_at) of the fact rows."""
+    _, _, rows = warehouse_state(path, [DAY])
+    names = [name for name, _ in loader.table_schemas()["fact_sales"]]
+    run_ids = {row[names.index("ingest_run_id")] for row in rows["fact_sales"]}
+    loaded = [row[names.index("loaded_at")] for row in rows["fact_sales"]]
+    return run_ids, min(loaded), max(loaded)
 
 
 @pytest.fixture
@@ -66,7 +73,7 @@ def test_a_day_lands_in_the_warehouse_exactly_as_served_and_reruns_change_nothin
 
     served = source.figures(DAY)
     assert served["curated_lines"] > 0 and served["quarantine_lines"] > 0 and served["superseded_lines"] > 0
-    figures, counts = _warehouse_state(settings.warehouse_path)
+    figures, _, _ = warehouse_state(settings.warehouse_path, [DAY])
     assert figures[DAY] == (served["curated_lines"], served["net"])
     assert isinstance(figures[DAY][1], Decimal)
 
@@ -76,9 +83,17 @@ def test_a_day_lands_in_the_warehouse_exactly_as_served_and_reruns_change_nothin
     assert by_key["curated/quarantine"]["dagster/row_count"].value == served["quarantine_lines"]
     assert "dagster/column_schema" in by_key["curated/order_lines"]
 
+    first_state = warehouse_state(settings.warehouse_path, [DAY], ignoring=RERUN_COLUMNS)
+    first_run_ids, _, first_loaded_until = _fact_load_stamps(settings.warehouse_path)
     second = job.execute_in_process(partition_key=DAY.isoformat(), instance=instance)
     assert second.success
-    assert _warehouse_state(settings.warehouse_path) == (figures, counts)
+    # Every table's sorted rows, counts and the day's sums are those of the first run, but for
+    # the columns a re-run rewrites. Both did change, so each exclusion is needed: the
+    # day was replaced by the re-run's rows, not left alone.
+    assert warehouse_state(settings.warehouse_path, [DAY], ignoring=RERUN_COLUMNS) == first_state
+    run_ids, loaded_from, _ = _fact_load_stamps(settings.warehouse_path)
+    assert run_ids == {read_manifest(LocalLakeResource(root=settings.lake_root), DAY)["run_id"]} != first_run_ids
+    assert loaded_from > first_loaded_until
 
 
 def test_demo_runs_a_range_in_one_run_with_the_bundled_source(tmp_path):
@@ -117,5 +132,5 @@ def test_an_empty_day_runs_end_to_end_and_replaces_the_day_with_zero_rows(tmp_pa
     blocking = {"raw_manifest_matches_pages", "required_columns_readable", "reconciles_with_raw", "matches_curated"}
     assert blocking <= {e.check_name for e in evaluations}
     assert all(e.passed for e in evaluations if e.check_name in blocking)
-    figures, _ = _warehouse_state(settings.warehouse_path)
+    figures, _, _ = warehouse_state(settings.warehouse_path, [DAY])
     assert figures[DAY] == (0, Decimal("0.00"))

@@ -136,8 +136,11 @@ def run_bench(orders: int, days: int = 1, out: str | Path = "bench/results", wor
 
         # As the Lambda runs it (no Dagster import: in a Dagster run that cost is paid once, not
         # per day), with the source resource's default page size.
+        from sales_assets.resources.source import SalesSourceResource
+
+        page_size = SalesSourceResource.model_fields["page_size"].default
         ingest = stage("ingest", _stage_command("ingest", {**common, "url": server.url, "token": server.token,
-                                                          "page_size": 1000}))
+                                                          "page_size": page_size}))
         landed = ingest.result or {}
         raw_lines, raw_bytes = landed.get("rows", 0), landed.get("bytes", 0)
         report.update(orders=landed.get("orders", 0), raw_lines=raw_lines, raw_bytes=raw_bytes)

@@ -8,6 +8,7 @@ import dagster as dg
 from sales_assets.catalog.contract import REQUIRED_FIELDS, contract_problems
 from sales_assets.catalog.crawler import CrawlResult, Sample, crawl_partition, crawl_with_glue_crawler
 from sales_assets.catalog.crawler_config import MAX_SAMPLE_BYTES_PER_PAGE, SAMPLE_BYTES_PER_PAGE, SAMPLE_PAGES
+from sales_assets.catalog.schema import NumberMode
 from sales_assets.ingest.assets import RAW_SALES_ORDERS
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.catalog import CatalogResource
@@ -28,9 +29,9 @@ class CrawlerConfig(dg.Config):
     """Bytes read from the start of each sampled page (None: whole pages; Glue reads 1 MB)."""
     max_sample_bytes_per_page: int | None = MAX_SAMPLE_BYTES_PER_PAGE
     """How far a page's read grows while it holds no JSON object (Glue: up to 10 MB)."""
-    number_mode: str = "decimal"
+    number_mode: NumberMode = "decimal"
     """How JSON fractions are typed: "decimal" (decimal(p,s) keeping scale) or "double" (like a
-    Glue crawler); anything else fails the run before the lake is read."""
+    Glue crawler). An enum in the launchpad: anything else is a config error before the run starts."""
 
     def sample(self) -> Sample:
         return Sample(pages=self.sample_pages, bytes_per_page=self.sample_bytes_per_page,

@@ -15,6 +15,12 @@ What a caller may rely on:
 - Every ``Task`` has ``TimeoutSeconds``, ``Retry`` (float ``BackoffRate``, ``MaxAttempts``) and a
   ``Catch`` to the scope's ``sns:publish`` then ``Fail``; a failed crawl (FAILED/CANCELLED), a
   FAILED/ABORTED Redshift statement and a failed Glue job run all reach that publish + ``Fail``.
+- The Glue job is started without lease arguments, so it takes the day's lease itself (the
+  Dagster asset's ``curated/_leases/order_date=D.json``) and fails before writing anything when
+  another run (a Dagster run, another execution, a run by hand) holds it. Such a refusal (a
+  ``States.TaskFailed`` whose cause matches ``LEASE_HELD_PATTERN``) waits ``LEASE_WAIT_SECONDS``
+  and starts the job again, at most ``LEASE_WAIT_ATTEMPTS`` times; then, like every other Glue
+  failure, it reaches the publish + ``Fail`` with the job's message (the holder, its expiry).
 - The Redshift batch (one transaction) is the loader's day-replace plus the day's ``dim_date``
   row (``ensure_dim_date_sql``); once it is FINISHED, the step owning ``warehouse/fact_sales``
   puts the fact INSERT's ``ResultRows`` to CloudWatch as ``Rows`` (``MetricsResource``'s
@@ -55,6 +61,13 @@ FACT_ASSET = "warehouse/fact_sales"
 # CrawlerRunningException / ConcurrentRunsExceededException retries.
 BACKFILL_MAX_CONCURRENCY = 2
 DATE_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+# A Glue run refused for a day lease another run holds says so in its ErrorMessage (the script's
+# LEASE_HELD_MARKER, tested equal); the .sync integration puts that JSON job run in the cause.
+LEASE_HELD_PATTERN = "*LeaseHeldError*"
+# Past the 90 s lease TTL, so a crashed holder's lease has expired by the next start; a live
+# holder (a day's job takes minutes) gets LEASE_WAIT_SECONDS x LEASE_WAIT_ATTEMPTS to finish.
+LEASE_WAIT_SECONDS = 300
+LEASE_WAIT_ATTEMPTS = 6
 POLL_SECONDS = {GLUE_CRAWLER: 30, REDSHIFT_DATA: 15}
 TIMEOUT_SECONDS = {LAMBDA: 900, GLUE_CRAWLER: 120, GLUE_JOB: 3600, REDSHIFT_DATA: 120, "sns": 60, "cloudwatch": 60}
 EXECUTION_TIMEOUT_SECONDS = 6 * 3600
@@ -356,13 +369,28 @@ def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
         )
         return n
     if step.integration == GLUE_JOB:
+        held, wait, count = f"{n}LeaseHeld", f"{n}WaitForLease", f"{n}CountLeaseWait"
+        # No lease arguments: the job takes the day's lease itself (see the module docstring).
         s[n] = _task(
             "arn:aws:states:::glue:startJobRun.sync",
             {"JobName": r, "Arguments": {"--lake_root": "${LakeRoot}", "--order_date.$": "$.order_date"}},
             TIMEOUT_SECONDS[GLUE_JOB],
             [_retry(["Glue.ConcurrentRunsExceededException", "Glue.ThrottlingException"], 60, 5)],
             scope, after, ResultSelector={"JobRunId.$": "$.Id", "JobRunState.$": "$.JobRunState"}, ResultPath=result,
+            Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.failure", "Next": held}],
         )
+        s[held] = {
+            "Type": "Choice",
+            "Choices": [{"And": [
+                {"Variable": "$.failure.Error", "StringEquals": "States.TaskFailed"},
+                {"Variable": "$.failure.Cause", "StringMatches": LEASE_HELD_PATTERN},
+                {"Variable": "$.lease_waits.count", "NumericLessThan": LEASE_WAIT_ATTEMPTS},
+            ], "Next": wait}],
+            "Default": scope.notify,
+        }
+        s[wait] = {"Type": "Wait", "Seconds": LEASE_WAIT_SECONDS, "Next": count}
+        s[count] = {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.lease_waits.count, 1)"},
+                    "ResultPath": "$.lease_waits", "Next": n}
         return n
     if step.integration == GLUE_CRAWLER:
         start, wait, get, state_choice, status_choice = (f"{n}Start", f"{n}Wait", f"{n}Get", f"{n}State", f"{n}Status")
@@ -553,7 +581,8 @@ def build_state_machine(pipeline: PipelineSteps) -> dict:
             "Days": {
                 "Type": "Map",
                 "ItemsPath": "$.order_dates",
-                "ItemSelector": {"order_date.$": "$$.Map.Item.Value", "results": {}},
+                # lease_waits: the day's Glue starts refused for a held lease so far (see _step_states).
+                "ItemSelector": {"order_date.$": "$$.Map.Item.Value", "results": {}, "lease_waits": {"count": 0}},
                 "MaxConcurrency": BACKFILL_MAX_CONCURRENCY,
                 "ItemProcessor": _day_pipeline(pipeline),
                 "ResultSelector": {"days.$": "$[*].order_date"},

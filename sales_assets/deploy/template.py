@@ -3,7 +3,8 @@
 What a caller may rely on: ``build_template(definition)`` embeds the ASL with
 ``DefinitionSubstitutions`` for every ``${name}`` it uses; the stack holds the lake bucket
 (public access blocked, SSE, lifecycle rule), the ingest Lambda (zip from
-``sales-pipeline package-lambda`` uploaded to the artifacts prefix), the Glue job (script in S3),
+``sales-pipeline package-lambda`` uploaded to the artifacts prefix), the Glue job (script and
+the day-lease zip in S3, ``deploy.upload_glue_artifacts``; it takes the day leases itself),
 the crawler + JSON Lines classifier (from ``catalog.crawler_config``), the Glue database, one
 least-privilege role per component, the EventBridge daily rule, the SNS topic (encrypted with a
 customer managed key CloudWatch may use) and CloudWatch alarms on ``ExecutionsFailed``,
@@ -23,9 +24,30 @@ from sales_assets.resources import metrics
 from sales_assets.settings import DEFAULT_METRICS_NAMESPACE
 
 GLUE_SCRIPT_KEY = "artifacts/glue/curate_sales_orders.py"
+# Beside the script, so the role's read of the script's prefix covers it (--extra-py-files).
+GLUE_LEASE_ZIP_KEY = f"artifacts/glue/{packaging.GLUE_LEASE_ZIP_NAME}"
+# The day lease's conditional writes (IfNoneMatch, IfMatch on PutObject; S3 added If-Match in
+# November 2024) need a newer boto3 than Glue bundles; the script checks before taking a lease.
+GLUE_ADDITIONAL_PYTHON_MODULES = "boto3>=1.36.0"
 LAMBDA_ZIP_KEY = f"artifacts/lambda/{packaging.ZIP_NAME}"
 RAW_PREFIX = "raw/"
 CURATED_PREFIX = "curated/"
+RAW_DATABASE = "sales_raw"
+RAW_TABLE = "sales_orders"
+# What the crawler does to its catalog target with the settings in catalog.crawler_config:
+# read the table and its partitions, merge new columns into the table (UPDATE_IN_DATABASE,
+# MergeNewColumns) and add or update partitions (InheritFromTable). The table exists before
+# the crawler runs (catalog targets require it) and DeleteBehavior is LOG, so no
+# CreateTable, DeleteTable or DeletePartition.
+CRAWLER_CATALOG_ACTIONS = [
+    "glue:GetDatabase", "glue:GetTable", "glue:GetPartition", "glue:GetPartitions", "glue:BatchGetPartition",
+    "glue:UpdateTable", "glue:CreatePartition", "glue:BatchCreatePartition", "glue:UpdatePartition",
+    "glue:BatchUpdatePartition",
+]
+# Glue 5.0 jobs write to these two groups by default (no --custom-logGroup-prefix); crawlers
+# write to /aws-glue/crawlers.
+GLUE_JOB_LOG_GROUPS = ("/aws-glue/jobs/error", "/aws-glue/jobs/output")
+CRAWLER_LOG_GROUPS = ("/aws-glue/crawlers",)
 PIPELINE_NAMESPACE = DEFAULT_METRICS_NAMESPACE
 # What a publisher to an SSE-KMS topic needs on its key.
 SNS_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -39,17 +61,18 @@ def _arn(resource: str) -> dict:
     return {"Fn::GetAtt": [resource, "Arn"]}
 
 
-def _role(service: str, statements: list[dict], managed: list[str] | None = None) -> dict:
-    props = {
+def _role(service: str, statements: list[dict]) -> dict:
+    # Inline statements only, no ManagedPolicyArns: every permission a role holds is in the
+    # template, where the linter and the tests see it. (AWSGlueServiceRole, the usual Glue
+    # role policy, allows s3:PutObject/DeleteObject on arn:aws:s3:::*/*aws-glue-*/*: any lake
+    # key with an "aws-glue-" segment, raw/ included.)
+    return {"Type": "AWS::IAM::Role", "Properties": {
         "AssumeRolePolicyDocument": {
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
         },
         "Policies": [{"PolicyName": "least-privilege", "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}],
-    }
-    if managed:
-        props["ManagedPolicyArns"] = managed
-    return {"Type": "AWS::IAM::Role", "Properties": props}
+    }}
 
 
 def _objects(prefix: str, bucket: str = "LakeBucket") -> dict:
@@ -62,6 +85,22 @@ def _list(bucket_arn: dict, *prefixes: str) -> dict:
             "Condition": {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}}
 
 
+def _glue_logs(*log_groups: str) -> dict:
+    # A Glue job or crawler writes its run's logs to CloudWatch Logs with its role's
+    # credentials, creating the group and its streams on first use (the logs statement of
+    # AWSGlueServiceRole, there on every /aws-glue/* group); here only the groups it writes.
+    groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:"
+    return {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": [_sub(groups + g) for group in log_groups for g in (group, group + ":*")]}
+
+
+def _bucket_location(bucket_arn: dict) -> dict:
+    # The bucket-level S3 read that the Glue guide's service policy ("Create an IAM policy for
+    # the AWS Glue service", = AWSGlueServiceRole) gives every crawler and job, on all buckets;
+    # bucket metadata only, and here this bucket only.
+    return {"Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": bucket_arn}
+
+
 def build_template(definition: Mapping) -> dict:
     """The template's dict (render it with ``render``)."""
     used = asl.placeholders(definition)
@@ -69,8 +108,12 @@ def build_template(definition: Mapping) -> dict:
     bucket_arn = _sub("arn:${AWS::Partition}:s3:::${LakeBucket}")
     crawler = crawler_config.cloudformation_resources(
         name=_sub("${AWS::StackName}-raw-sales-orders"), role_arn=_arn("CrawlerRole"),
-        database="sales_raw", classifier_name=crawler_config.CLASSIFIER_NAME,
+        database=RAW_DATABASE, table=RAW_TABLE, classifier_name=crawler_config.CLASSIFIER_NAME,
     )
+    glue = "arn:${AWS::Partition}:glue:${AWS::Region}:${AWS::AccountId}:"
+    # A table-level Data Catalog call is authorized on the catalog, the database and the table.
+    raw_table_arns = [_sub(glue + "catalog"), _sub(glue + f"database/{RAW_DATABASE}"),
+                      _sub(glue + f"table/{RAW_DATABASE}/{RAW_TABLE}")]
     crawler["SalesRawCrawler"]["DependsOn"] = ["SalesRawJsonClassifier", "RawDatabase"]
     substitutions = {
         "IngestFunctionArn": _arn("IngestFunction"),
@@ -122,7 +165,7 @@ def build_template(definition: Mapping) -> dict:
         }},
         "AlertTopic": {"Type": "AWS::SNS::Topic", "Properties": {"KmsMasterKeyId": {"Ref": "AlertKey"}}},
         "RawDatabase": {"Type": "AWS::Glue::Database", "Properties": {
-            "CatalogId": {"Ref": "AWS::AccountId"}, "DatabaseInput": {"Name": "sales_raw"}}},
+            "CatalogId": {"Ref": "AWS::AccountId"}, "DatabaseInput": {"Name": RAW_DATABASE}}},
         "IngestRole": _role("lambda.amazonaws.com", [
             {"Effect": "Allow", "Action": logs, "Resource": _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*")},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(RAW_PREFIX)},
@@ -141,21 +184,38 @@ def build_template(definition: Mapping) -> dict:
         "CrawlerRole": _role("glue.amazonaws.com", [
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(RAW_PREFIX)},
             _list(bucket_arn, RAW_PREFIX),
-        ], [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole")]),
+            _bucket_location(bucket_arn),
+            # Its one catalog target, sales_raw.sales_orders (crawler_config): nothing else in the catalog.
+            {"Effect": "Allow", "Action": CRAWLER_CATALOG_ACTIONS, "Resource": raw_table_arns},
+            _glue_logs(*CRAWLER_LOG_GROUPS),
+        ]),
         **crawler,
         "GlueJobRole": _role("glue.amazonaws.com", [
-            # The script lives in the artifact bucket (the Command's ScriptLocation), not in the lake.
+            # The script and its lease zip live in the artifact bucket (ScriptLocation,
+            # --extra-py-files), not in the lake. curated/* below covers the day leases
+            # (curated/_leases/), which the job creates, renews and deletes itself.
             {"Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": [_objects(RAW_PREFIX), _objects(GLUE_SCRIPT_KEY.rsplit("/", 1)[0] + "/", "ArtifactBucket")]},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(CURATED_PREFIX)},
             _list(bucket_arn, RAW_PREFIX, CURATED_PREFIX),
-        ], [_sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSGlueServiceRole")]),
+            _bucket_location(bucket_arn),
+            _glue_logs(*GLUE_JOB_LOG_GROUPS),
+            # Nothing else, by what the job's DefaultArguments leave off: no Data Catalog (the
+            # script reads raw/ with its own schemas), no --TempDir, no --enable-metrics
+            # (cloudwatch:PutMetricData), no --enable-spark-ui (event logs to S3), no job
+            # bookmarks, no Connections (EC2 network interfaces). The lake's SSE-KMS uses the
+            # AWS managed aws/s3 key, whose key policy admits the account's principals through S3.
+        ]),
         "CurateJob": {"Type": "AWS::Glue::Job", "Properties": {
-            "Role": _arn("GlueJobRole"), "GlueVersion": "4.0", "WorkerType": "G.1X", "NumberOfWorkers": 2,
+            "Role": _arn("GlueJobRole"), "GlueVersion": "5.0", "WorkerType": "G.1X", "NumberOfWorkers": 2,
             "Command": {"Name": "glueetl", "PythonVersion": "3",
                         "ScriptLocation": _sub("s3://${ArtifactBucket}/" + GLUE_SCRIPT_KEY)},
             "ExecutionProperty": {"MaxConcurrentRuns": asl.BACKFILL_MAX_CONCURRENCY},
-            "DefaultArguments": {"--lake_root": _sub("s3://${LakeBucket}")},
+            "DefaultArguments": {
+                "--lake_root": _sub("s3://${LakeBucket}"),
+                "--extra-py-files": _sub("s3://${ArtifactBucket}/" + GLUE_LEASE_ZIP_KEY),
+                "--additional-python-modules": GLUE_ADDITIONAL_PYTHON_MODULES,
+            },
             "Timeout": 60,
         }},
         "RedshiftCopyRole": _role("redshift.amazonaws.com", [
@@ -213,7 +273,8 @@ def build_template(definition: Mapping) -> dict:
         "AWSTemplateFormatVersion": "2010-09-09",
         "Description": "Sales pipeline exported from the Dagster code location (sales-pipeline export-stepfunctions).",
         "Parameters": {
-            "ArtifactBucket": {"Type": "String", "Description": f"Bucket holding {LAMBDA_ZIP_KEY} and {GLUE_SCRIPT_KEY}."},
+            "ArtifactBucket": {"Type": "String", "Description": (
+                f"Bucket holding {LAMBDA_ZIP_KEY}, {GLUE_SCRIPT_KEY} and {GLUE_LEASE_ZIP_KEY}.")},
             "SourceUrl": {"Type": "String", "Description": "Base URL of the Sales Source API."},
             "SourceTokenSecretArn": {"Type": "String", "Description": "Secrets Manager secret with the source token."},
             "RedshiftWorkgroup": {"Type": "String", "Description": "Redshift Serverless workgroup."},

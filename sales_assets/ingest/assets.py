@@ -1,6 +1,9 @@
 """raw/sales_orders: the day's orders landed from the Sales Source API, as received."""
 
+import contextlib
 import datetime as dt
+import logging
+from collections.abc import Iterator
 
 import dagster as dg
 
@@ -14,6 +17,7 @@ from sales_assets.ingest.landing import (
 from sales_assets.partitions import daily_partitions, partition_days
 from sales_assets.resources.lake import LakeResource
 from sales_assets.resources.source import SalesSourceResource
+from sales_assets.source.client import LOGGER as SOURCE_CLIENT_LOGGER
 from sales_assets.source.client import SourceClientError, SourcePaginationError
 
 RAW_SALES_ORDERS = dg.AssetKey(["raw", "sales_orders"])
@@ -33,6 +37,47 @@ def retry_after_lease(error: LeaseHeldError) -> dg.RetryRequested:
     left = error.seconds_left()
     wait = (DEFAULT_LEASE_TTL_SECONDS if left is None else left) + LEASE_RETRY_MARGIN_SECONDS
     return dg.RetryRequested(max_retries=LEASE_RETRIES, seconds_to_wait=round(wait, 3))
+
+
+class _ToRunLog(logging.Handler):
+    """Re-emits plain ``logging`` records through a step's ``context.log`` (the run's event log)."""
+
+    def __init__(self, log: logging.Logger) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._log.log(record.levelno, record.getMessage())
+        except Exception:
+            self.handleError(record)
+
+
+def _captured_by_instance(instance: dg.DagsterInstance, logger_name: str) -> bool:
+    return any(managed in ("root", logger_name) or logger_name.startswith(managed + ".")
+               for managed in instance.managed_python_loggers)
+
+
+@contextlib.contextmanager
+def source_client_log_in_run(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """While open, the source client's log lines (one per retry) also go to the run's event log.
+
+    The client logs with plain ``logging`` because the Lambda runs it without Dagster; Dagster
+    captures only the loggers an instance lists in ``python_logs.managed_python_loggers``, so
+    the step does the same for the client's logger itself, for its own duration, on any
+    instance (skipped when the instance already captures that logger, so no line is doubled).
+    The records still propagate to the root logger as well.
+    """
+    if _captured_by_instance(context.instance, SOURCE_CLIENT_LOGGER.name):
+        yield
+        return
+    handler = _ToRunLog(context.log)
+    SOURCE_CLIENT_LOGGER.addHandler(handler)
+    try:
+        yield
+    finally:
+        SOURCE_CLIENT_LOGGER.removeHandler(handler)
+
 
 # The landed pages keep every field as received; these are the contract's
 # top-level fields, which is what a reader of the raw layer can rely on.
@@ -71,7 +116,7 @@ def raw_sales_orders(
     that lease would expire (so a crashed writer's day is taken over), and fails with a message
     naming the holder if the holder is still alive after ``LEASE_RETRIES`` waits."""
     results = []
-    with source.get_client() as client:
+    with source_client_log_in_run(context), source.get_client() as client:
         for day in partition_days(context):
             try:
                 # The same function the Lambda handler runs: lease, pages, manifest, cleanup.

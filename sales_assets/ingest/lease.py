@@ -212,7 +212,7 @@ class Lease:
         """LeaseLostError unless this run still holds an unexpired lease (call before committing)."""
         if self._lost is not None:
             raise LeaseLostError(self._lost)
-        with self._lock:  # not in the middle of our own renewal (a local one moves the key aside)
+        with self._lock:  # not in the middle of our own renewal (its version is not stored yet)
             current = self.lake.read_versioned(self.key)
         if current is None or current.version != self._version:
             raise LeaseLostError(self._lost_message())

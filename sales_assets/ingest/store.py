@@ -11,7 +11,9 @@ to the root):
   put with ``IfNoneMatch="*"``; folder: a hard link, which fails on an existing name),
   and returns whether it did; the object appears with its whole content.
 - ``read_versioned`` / ``replace_if_version`` are a compare-and-swap: the replace
-  happens only if the object is still the version read (S3: ``IfMatch`` on the ETag).
+  happens only if the object is still the version read (S3: ``IfMatch`` on the ETag;
+  folder: compare and rename under an flock of the key's folder), and the key is never
+  absent while it is replaced.
 - An object written is durable when the call returns, except under
   ``LocalObjectStore.deferred_fsync(prefix)``: see there.
 """
@@ -19,9 +21,9 @@ to the root):
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
-import secrets
 import tempfile
 from collections import deque
 from collections.abc import Iterator
@@ -159,12 +161,28 @@ class LocalObjectStore:
     def delete_key(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def _swap_lock(self, target: Path) -> Iterator[None]:
+        """Serialize conditional writes in ``target``'s folder across threads and processes.
+
+        An flock on the folder itself: no lock file appears among the lake's objects, and the
+        kernel drops the lock with its process, so a SIGKILLed writer leaves nothing held.
+        """
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target.parent, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the flock
+
     def create_exclusive(self, key: str, data: bytes) -> bool:
         target = self._path(key)
         tmp = self._write_temp(target, data)
         try:
-            # link() fails when the name exists, atomically: the local twin of IfNoneMatch="*".
-            os.link(tmp, target)
+            with self._swap_lock(target):
+                # link() fails when the name exists, atomically: the local twin of IfNoneMatch="*".
+                os.link(tmp, target)
             return True
         except FileExistsError:
             return False
@@ -180,23 +198,22 @@ class LocalObjectStore:
 
     def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
         target = self._path(key)
-        # Move the current object aside under a unique name: of two contenders only one
-        # rename succeeds, and the winner then checks it moved the version it inspected.
-        aside = target.with_name(f".{target.name}.{secrets.token_hex(4)}.cas")
+        tmp = self._write_temp(target, data)
         try:
-            os.rename(target, aside)
-        except FileNotFoundError:
-            return False
-        try:
-            if hashlib.sha256(aside.read_bytes()).hexdigest() != version:
+            # Compare and replace under the folder's lock, then one rename: readers and
+            # ``create_exclusive`` never find the key absent in the middle of a renewal (so a
+            # second writer cannot slip in and make a live holder's lease look lost).
+            with self._swap_lock(target):
                 try:
-                    os.link(aside, target)  # put it back unless a new one appeared meanwhile
-                except FileExistsError:
-                    pass
-                return False
+                    current = target.read_bytes()
+                except FileNotFoundError:
+                    return False
+                if hashlib.sha256(current).hexdigest() != version:
+                    return False
+                os.replace(tmp, target)
+                return True
         finally:
-            aside.unlink(missing_ok=True)
-        return self.create_exclusive(key, data)
+            Path(tmp).unlink(missing_ok=True)
 
 
 class S3ObjectStore:

@@ -22,12 +22,17 @@ What a caller may rely on:
   orchestrator's retry policy reschedules the run. Any other non-200 answer (400, 401,
   403, 404, ...) raises `SourceClientError` at once, after one request.
 - `client.stats` counts requests, retries, requested waits and body bytes received.
-- No message, exception or repr ever contains the token.
+- Each retry is one WARNING on the `logging` logger named for this module (`LOGGER`):
+  what was asked (page number and cursor), attempt n of N, the status or error kind and
+  the wait in seconds. Plain `logging`, so the Lambda's handler ships it as it is; the raw
+  asset forwards it to the Dagster run's log.
+- No message, log line, exception or repr ever contains the token.
 """
 from __future__ import annotations
 
 import email.utils
 import json
+import logging
 import random
 import re
 import threading
@@ -62,6 +67,10 @@ BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_MAX_SECONDS = 30.0
 USER_AGENT = "sales-assets-source-client/1.0"
 _MAX_SERVER_MESSAGE = 300
+# A cursor is opaque and may be long; its head tells one position of a listing from another.
+_MAX_LOGGED_CURSOR = 64
+
+LOGGER = logging.getLogger(__name__)
 
 # urllib3 directly (requests is a layer over it): per page, requests' body assembly and
 # hooks cost about four times urllib3's CPU, which showed at 1000 pages a day. Every
@@ -523,13 +532,15 @@ class SalesSourceClient:
         params = {"date": day, "page_size": str(self.page_size)}
         if cursor is not None:
             params["cursor"] = cursor
+        position = f"page {number}" + ("" if cursor is None else f" (cursor {_short(cursor)!r})")
         return self._request(contract.ORDERS_PATH, params, lambda body: _parse_page(body, number, cursor),
-                             abandoned=abandoned)
+                             abandoned=abandoned, position=position)
 
     # -- transport ----------------------------------------------------------------------------
 
     def _request(self, path: str, params: dict[str, str], parse: Callable[[bytes], Any],
-                 authenticated: bool = True, abandoned: threading.Event | None = None) -> Any:
+                 authenticated: bool = True, abandoned: threading.Event | None = None,
+                 position: str = "") -> Any:
         url = self.base_url + path
         headers = {"Accept": "application/json", "Accept-Encoding": "gzip, deflate", "User-Agent": USER_AGENT}
         if authenticated:
@@ -579,6 +590,11 @@ class SalesSourceClient:
             self.stats.waits.append(delay)
             if abandoned is not None and abandoned.is_set():
                 raise _Abandoned()
+            asked = "" if retry_after is None else f", Retry-After {retry_after:g} s"
+            # Redacted as a whole: an error kind or a bad body's excerpt comes from the server.
+            LOGGER.warning(self._redact(
+                f"sales source {what}{' ' + position if position else ''}: attempt {attempt} of "
+                f"{self.max_attempts} failed ({last_problem}{asked}); retrying in {delay:.2f} s"))
             self._sleep(delay)
         raise SourceTransientError(self._redact(
             f"sales source at {display_url(self.base_url)} still failing after {self.max_attempts} "
@@ -617,6 +633,10 @@ class SalesSourceClient:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._token, "***") if self._token else text
+
+
+def _short(cursor: str) -> str:
+    return cursor if len(cursor) <= _MAX_LOGGED_CURSOR else cursor[:_MAX_LOGGED_CURSOR] + "…"
 
 
 # No retry inside urllib3 (the client's loop retries); up to 5 redirects followed.

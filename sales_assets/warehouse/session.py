@@ -23,9 +23,10 @@ Callers may rely on:
   COPYs them in; DuckDB makes the name a temporary view over them, read by each statement
   that uses it). A folder without a record raises `CuratedRecordMissingError` (run the
   transform) and a listed file that is gone `CuratedFileMissingError`; nothing is staged then.
-- `duckdb_session(path, read_only=..., lock_timeout_seconds=...)` opens the local warehouse
-  file (session time zone UTC); a file locked by another process for longer than the timeout
-  raises `DuckDBLockedError` naming the file (the Dagster resource turns it into its
+- `duckdb_session(path, read_only=..., lock_timeout_seconds=..., sleep=..., clock=...)` opens
+  the local warehouse file (session time zone UTC); a file locked by another process for
+  longer than the timeout (measured by `clock`, polled through `sleep`) raises
+  `DuckDBLockedError` naming the file (the Dagster resource turns it into its
   retryable `WarehouseLockedError`). A failed Redshift COPY raises `WarehouseLoadError`
   carrying the rows of SYS_LOAD_ERROR_DETAIL.
 """
@@ -40,7 +41,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Optional
 
@@ -344,16 +345,24 @@ class DuckDBLockedError(RuntimeError):
         super().__init__(f"DuckDB warehouse file {path} is locked by another process ({detail})")
 
 
-def connect_duckdb(path: str, read_only: bool = False, lock_timeout_seconds: float = 5.0) -> Any:
+def connect_duckdb(
+    path: str,
+    read_only: bool = False,
+    lock_timeout_seconds: float = 5.0,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Any:
     """A DuckDB connection with the warehouse file attached as the default catalog, session
-    time zone UTC; waits up to `lock_timeout_seconds` for another process's lock, then raises
-    `DuckDBLockedError`. The file's parent folder is created unless `read_only`."""
+    time zone UTC; waits up to `lock_timeout_seconds` (by `clock`, trying again every
+    `LOCK_POLL_SECONDS` through `sleep`; both injectable for tests) for another process's lock,
+    then raises `DuckDBLockedError`. The file's parent folder is created unless `read_only`."""
     import duckdb
 
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + max(lock_timeout_seconds, 0.0)
+    deadline = clock() + max(lock_timeout_seconds, 0.0)
     while True:
         connection = duckdb.connect(":memory:")
         try:
@@ -369,12 +378,12 @@ def connect_duckdb(path: str, read_only: bool = False, lock_timeout_seconds: flo
             message = str(error)
             if not any(marker in message.lower() for marker in DUCKDB_LOCK_MARKERS):
                 raise
-            if time.monotonic() >= deadline:
+            if clock() >= deadline:
                 holder = re.search(r"PID \d+", message)
                 raise DuckDBLockedError(
                     str(path.resolve()), f"held by {holder.group(0)}" if holder else "lock conflict"
                 ) from None
-            time.sleep(LOCK_POLL_SECONDS)
+            sleep(LOCK_POLL_SECONDS)
             continue
         # Curated timestamps are UTC instants; a non-UTC session zone would shift them when
         # cast to the warehouse's TIMESTAMP (without time zone) columns.
@@ -383,9 +392,18 @@ def connect_duckdb(path: str, read_only: bool = False, lock_timeout_seconds: flo
 
 
 @contextlib.contextmanager
-def duckdb_session(path: str, read_only: bool = False, lock_timeout_seconds: float = 5.0) -> Iterator[DuckDBSession]:
+def duckdb_session(
+    path: str,
+    read_only: bool = False,
+    lock_timeout_seconds: float = 5.0,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Iterator[DuckDBSession]:
     """One `DuckDBSession` on the warehouse file (see `connect_duckdb`), closed on exit."""
-    connection = connect_duckdb(path, read_only=read_only, lock_timeout_seconds=lock_timeout_seconds)
+    connection = connect_duckdb(
+        path, read_only=read_only, lock_timeout_seconds=lock_timeout_seconds, sleep=sleep, clock=clock
+    )
     try:
         yield DuckDBSession(connection)
     finally:

@@ -190,3 +190,24 @@ def test_range_run_writes_every_partition_with_the_final_columns(lake_root, tmp_
     table_columns = catalog.get_table(DB, TABLE)["StorageDescriptor"]["Columns"]
     for day in (DAY1, DAY2):
         assert catalog.get_partition(DB, TABLE, [day])["StorageDescriptor"]["Columns"] == table_columns
+
+
+def test_number_mode_is_an_enum_checked_before_the_run_starts(lake_root, tmp_path):
+    catalog = LocalCatalogResource(path=str(tmp_path / "catalog.sqlite"))
+    write_partition(lake_root, DAY1, [[order("O-1")]], run_id="20261120T000000Z-eeeeee")
+    resources = {"lake": LocalLakeResource(root=str(lake_root)), "catalog": catalog}
+
+    def run(mode):
+        return dg.materialize([catalog_sales_orders], partition_key=DAY1, resources=resources,
+                              run_config={"ops": {"catalog__sales_orders": {"config": {"number_mode": mode}}}})
+
+    try:
+        run("float")
+    except dg.DagsterInvalidConfigError as error:
+        assert "number_mode" in str(error) and "float" in str(error)
+    else:
+        raise AssertionError("an unknown number_mode was accepted")
+    assert catalog.get_table(DB, TABLE) is None  # nothing was crawled
+    assert run("double").success
+    columns = {c["Name"]: c["Type"] for c in catalog.get_table(DB, TABLE)["StorageDescriptor"]["Columns"]}
+    assert "unit_price:double" in columns["lines"]

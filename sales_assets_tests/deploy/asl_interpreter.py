@@ -3,13 +3,15 @@
 It runs Pass/Task/Wait/Choice/Parallel/Fail/Succeed with Parameters, ResultSelector,
 ResultPath and Catch as Step Functions defines them; Retry is not replayed (a scripted error
 is the error left after retries). Intrinsics are evaluated only as far as the exported
-definition uses them (States.JsonToString, States.Format, States.Array keep their text).
+definition uses them (States.JsonToString, States.MathAdd of a path and a literal; States.Format,
+States.Array keep their text).
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Callable, Mapping
 
 
@@ -52,6 +54,9 @@ def _set_path(data, path: str | None, result):
 def _evaluate(expr: str, data, context):
     if expr.startswith("States.JsonToString("):
         return json.dumps(get_path(data, expr[len("States.JsonToString("):-1], context))
+    if expr.startswith("States.MathAdd("):
+        path, step = (part.strip() for part in expr[len("States.MathAdd("):-1].split(","))
+        return get_path(data, path, context) + int(step)
     if expr.startswith("States."):
         return expr  # text kept: the interpreter proves control flow, not SQL or message text
     return get_path(data, expr, context)
@@ -84,6 +89,11 @@ def _choice(rule: Mapping, data, context) -> bool:
         return value == rule["StringEquals"]
     if "BooleanEquals" in rule:
         return value is rule["BooleanEquals"]
+    if "StringMatches" in rule:  # "*" matches any text; Step Functions has no other wildcard
+        pattern = ".*".join(re.escape(part) for part in rule["StringMatches"].split("*"))
+        return isinstance(value, str) and re.fullmatch(pattern, value, re.DOTALL) is not None
+    if "NumericLessThan" in rule:
+        return isinstance(value, (int, float)) and value < rule["NumericLessThan"]
     raise NotImplementedError(rule)
 
 

@@ -5,7 +5,9 @@ flags (unknown actions, resource ARNs that do not fit the action, malformed cond
 role reaching outside its lake prefixes (the Lambda writing curated/, Glue writing raw/, the
 Redshift COPY role reading raw/), a Step Functions role whose actions drift from what the
 state machine's states actually call, a ``Resource: "*"`` on an action that could be scoped,
-and a lake bucket that is public or unencrypted.
+a lake bucket that is public or unencrypted, and a role carrying an AWS managed policy (whose
+grants none of these checks would see: AWSGlueServiceRole lets a Glue role write any lake key
+containing ``aws-glue-``) or Glue roles reaching past their one catalog table and log groups.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ OPTIMIZED = {
 # workgroup it was given (WorkgroupName) with the caller's identity.
 IMPLIED = {"redshift-data:BatchExecuteStatement": {"redshift-serverless:GetCredentials"}}
 OBJECT_WRITE = {"s3:PutObject", "s3:DeleteObject"}
+BUCKET_LEVEL = {"s3:ListBucket", "s3:GetBucketLocation"}  # checked apart from object access
+# Job arguments that would need more than GlueJobRole holds (a temp dir or Spark event logs in
+# S3, metrics, the catalog, custom log groups): switching one on means widening the role.
+GLUE_ARGUMENTS_BEYOND_THE_ROLE = (
+    "--TempDir", "--enable-metrics", "--enable-observability-metrics", "--enable-spark-ui",
+    "--spark-event-logs-path", "--enable-glue-datacatalog", "--custom-logGroup-prefix",
+    "--enable-continuous-cloudwatch-log", "--continuous-log-logGroup", "--job-bookmark-option",
+)
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +203,12 @@ def _listing(stack: dict, role: str) -> set[str]:
 
 
 def _s3(grants_: dict[str, set[str]]) -> dict[str, set[str]]:
-    return {a: r for a, r in grants_.items() if a.startswith("s3:") and a != "s3:ListBucket"}
+    """Object-level S3 grants (bucket-level ones are checked by _listing and _bucket_level)."""
+    return {a: r for a, r in grants_.items() if a.startswith("s3:") and a not in BUCKET_LEVEL}
+
+
+def _bucket_level(grants_: dict[str, set[str]]) -> dict[str, set[str]]:
+    return {a: r for a, r in grants_.items() if a in BUCKET_LEVEL - {"s3:ListBucket"}}
 
 
 def test_ingest_lambda_writes_raw_only(stack):
@@ -219,6 +234,53 @@ def test_glue_job_reads_raw_and_writes_curated_only(stack):
 def test_crawler_reads_raw_only(stack):
     assert _s3(grants(stack, "CrawlerRole")) == {"s3:GetObject": {_lake("raw/")}}
     assert _listing(stack, "CrawlerRole") == {"raw/*"}
+
+
+def test_no_role_carries_a_managed_policy(stack):
+    # Every grant must be an inline statement, where parliament and these tests read it.
+    for name, resource in stack["Resources"].items():
+        if resource["Type"] == "AWS::IAM::Role":
+            assert not resource["Properties"].get("ManagedPolicyArns"), name
+            assert "PermissionsBoundary" not in resource["Properties"], name
+
+
+def test_glue_roles_touch_no_other_bucket_and_log_only_to_their_glue_groups(stack):
+    logs = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+    for role, groups in (("GlueJobRole", ("/aws-glue/jobs/error", "/aws-glue/jobs/output")),
+                         ("CrawlerRole", ("/aws-glue/crawlers",))):
+        granted = grants(stack, role)
+        assert _bucket_level(granted) == {"s3:GetBucketLocation": {f"arn:aws:s3:::{LAKE}"}}, role
+        log_actions = {a for a in granted if a.startswith("logs:")}
+        assert log_actions == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}, role
+        expected = {logs + g for g in groups} | {logs + g + ":*" for g in groups}
+        assert all(granted[a] == expected for a in log_actions), role
+        assert {a.split(":")[0] for a in granted} <= {"s3", "logs", "glue"}, role
+
+
+def test_crawler_changes_only_its_catalog_target(stack):
+    crawler = stack["Resources"]["SalesRawCrawler"]["Properties"]
+    [target] = crawler["Targets"]["CatalogTargets"]
+    [table] = target["Tables"]
+    database = target["DatabaseName"]
+    glue = {a: r for a, r in grants(stack, "CrawlerRole").items() if a.startswith("glue:")}
+    prefix = f"arn:aws:glue:{REGION}:{ACCOUNT}:"
+    assert all(r == {prefix + "catalog", prefix + f"database/{database}", prefix + f"table/{database}/{table}"}
+               for r in glue.values()), glue
+    # What its SchemaChangePolicy UPDATE_IN_DATABASE and partition InheritFromTable write.
+    assert crawler["SchemaChangePolicy"] == {"UpdateBehavior": "UPDATE_IN_DATABASE", "DeleteBehavior": "LOG"}
+    assert {"glue:GetTable", "glue:UpdateTable", "glue:BatchCreatePartition", "glue:BatchUpdatePartition",
+            "glue:GetPartitions"} <= glue.keys()
+    # DeleteBehavior LOG deletes nothing; a catalog target's table exists before the crawl.
+    assert not [a for a in glue if a.startswith(("glue:Delete", "glue:BatchDelete"))]
+    assert not {"glue:CreateTable", "glue:CreateDatabase", "glue:UpdateDatabase"} & glue.keys()
+    assert all(parliament.expand_action(a) for a in glue)
+
+
+def test_glue_job_role_has_no_catalog_access_and_its_arguments_need_none_beyond_it(stack):
+    assert not [a for a in grants(stack, "GlueJobRole") if a.startswith("glue:")]
+    job = stack["Resources"]["CurateJob"]["Properties"]
+    assert not set(GLUE_ARGUMENTS_BEYOND_THE_ROLE) & job.get("DefaultArguments", {}).keys()
+    assert "Connections" not in job and "SecurityConfiguration" not in job
 
 
 def test_redshift_copy_role_reads_curated_only(stack):

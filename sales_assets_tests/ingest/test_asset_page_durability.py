@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import os
 
 import boto3
 import dagster as dg
@@ -16,10 +15,14 @@ import pytest
 from dagster_aws.s3 import S3Resource
 from moto import mock_aws
 
-from sales_assets.ingest import store as store_module
 from sales_assets.ingest.assets import raw_sales_orders
-from sales_assets.ingest.landing import land_day, manifest_key, read_manifest
+from sales_assets.ingest.landing import land_day, read_manifest
 from sales_assets.resources.lake import LocalLakeResource, S3LakeResource
+from sales_assets_tests.ingest.fsync_log import (
+    assert_pages_fsynced_before_the_manifest,
+    fail_background_fsync_of,
+    record_writes_and_fsyncs,
+)
 from sales_assets_tests.reliability.test_landing_crashes import FakeClient
 
 DAY = dt.date(2026, 11, 20)
@@ -41,22 +44,7 @@ def materialize(lake, pages: int = 12):
 
 @pytest.fixture
 def events(monkeypatch, tmp_path):
-    """("write", key) for every store write and ("fsync", key) for every background fsync, in order."""
-    log: list = []
-    lake_root = tmp_path / "lake"
-    real_write, real_fsync_path = store_module.LocalObjectStore.write_bytes, store_module._fsync_path
-
-    def write_bytes(self, key, data):
-        log.append(("write", key))
-        real_write(self, key, data)
-
-    def fsync_path(path):
-        real_fsync_path(path)
-        log.append(("fsync", os.path.relpath(path, lake_root)))
-
-    monkeypatch.setattr(store_module.LocalObjectStore, "write_bytes", write_bytes)
-    monkeypatch.setattr(store_module, "_fsync_path", fsync_path)
-    return log
+    return record_writes_and_fsyncs(monkeypatch, tmp_path / "lake")
 
 
 def test_the_asset_fsyncs_every_page_in_the_background_before_the_manifest(tmp_path, events, monkeypatch):
@@ -64,22 +52,12 @@ def test_the_asset_fsyncs_every_page_in_the_background_before_the_manifest(tmp_p
     assert materialize(lake).success
     pages = [page["key"] for page in read_manifest(lake, DAY)["pages"]]
     assert len(pages) == 12
-    commit = events.index(("write", manifest_key(DAY)))
-    synced_before_commit = {key for kind, key in events[:commit] if kind == "fsync"}
-    assert set(pages) <= synced_before_commit  # deferred (not inline) and done before the commit
-    assert os.path.dirname(pages[0]) in synced_before_commit  # the renames into the run folder too
+    assert_pages_fsynced_before_the_manifest(events, pages, DAY)  # deferred (not inline), done before the commit
     assert lake._held_store is None  # later calls are back to durable-on-return writes
 
 
 def test_a_failed_page_fsync_fails_the_landing_and_commits_nothing(tmp_path, events, monkeypatch):
-    real_fsync_path = store_module._fsync_path
-
-    def failing(path):
-        if str(path).endswith("page-00003.jsonl"):
-            raise OSError(errno.EIO, os.strerror(errno.EIO), str(path))
-        real_fsync_path(path)
-
-    monkeypatch.setattr(store_module, "_fsync_path", failing)
+    fail_background_fsync_of(monkeypatch, "page-00003.jsonl")
     lake = LocalLakeResource(root=str(tmp_path / "lake"))
     # land_day on the resource, as the asset calls it (the asset would retry an OSError in 30 s).
     with pytest.raises(OSError) as raised:

@@ -3,21 +3,28 @@
 Risk: a source that throttles, stalls, cuts bodies short, loops its cursors, drifts its
 schema, re-sends or corrects orders must either be survived with exactly the bytes a
 clean run lands, or fail without committing anything and without touching the day
-committed before; and the token must never reach an exception's text.
+committed before; every retry must be logged (in the Dagster run's log too, when the raw
+asset runs the client); and the token must never reach an exception's text or a log line.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 from email.utils import format_datetime
 
+import dagster as dg
 import pytest
 
+from sales_assets.ingest.assets import raw_sales_orders
 from sales_assets.ingest.landing import (
     DayLease, land_day, land_pages, lease_key, manifest_key, read_manifest, run_prefix, verify_manifest)
 from sales_assets.ingest.store import LocalObjectStore
+from sales_assets.resources.lake import LocalLakeResource
+from sales_assets.resources.source import SalesSourceResource
 from sales_assets.source import contract
+from sales_assets.source.client import LOGGER as CLIENT_LOGGER
 from sales_assets.source.client import SalesSourceClient, SourcePaginationError, SourceTransientError
 from sales_assets.source.demo_data import DemoDataConfig
 from sales_assets.source.demo_server import (
@@ -46,15 +53,36 @@ def landed_bytes(store, order_date=DAY) -> list[bytes]:
     return [store.read_bytes(page["key"]) for page in manifest["pages"]]
 
 
+def comparable_manifest(manifest: dict) -> dict:
+    """The manifest without what differs between any two runs: its run id (also in each page's
+    key), its commit time and its source block (the server's address, each test's server on its
+    own port, and the server's `as_of`, stamped when that server first listed the day)."""
+    run_id = manifest["run_id"]
+    rest = {k: v for k, v in manifest.items() if k not in ("run_id", "committed_at", "source")}
+    rest["pages"] = [dict(page, key=page["key"].replace(f"run_id={run_id}/", "run_id=<run>/"))
+                     for page in manifest["pages"]]
+    return rest
+
+
 @pytest.fixture(scope="module")
-def clean_pages(tmp_path_factory) -> list[bytes]:
-    """The page files a fault-free run lands for DAY: the reference for every survived fault."""
+def clean_landing(tmp_path_factory) -> tuple[list[bytes], dict]:
+    """The page files and manifest a fault-free run lands for DAY: the reference for every
+    survived fault."""
     store = LocalObjectStore(tmp_path_factory.mktemp("clean"))
     with DemoSourceServer(port=0, config=CONFIG) as clean, make_client(clean, []) as client:
         land_day(store, client, DAY)
     pages = landed_bytes(store)
     assert len(pages) >= 3  # ~90 orders in pages of 25: paging is exercised
-    return pages
+    return pages, read_manifest(store, DAY)
+
+
+@pytest.fixture(scope="module")
+def clean_pages(clean_landing) -> list[bytes]:
+    return clean_landing[0]
+
+
+def retry_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == CLIENT_LOGGER.name and r.levelno == logging.WARNING]
 
 
 def orders_requests(server) -> list[int]:
@@ -65,7 +93,9 @@ def orders_requests(server) -> list[int]:
     ("3", 3.0),
     (format_datetime(NOW + dt.timedelta(seconds=9), usegmt=True), 9.0),
 ])
-def test_429_with_retry_after_is_waited_and_lands_the_clean_bytes(server, tmp_path, clean_pages, retry_after, expected_wait):
+def test_429_with_retry_after_is_waited_and_lands_the_clean_bytes(server, tmp_path, clean_pages, retry_after,
+                                                                  expected_wait, caplog):
+    caplog.set_level(logging.DEBUG)
     server.fault_plan = FaultPlan(fail_first=[429, 429], retry_after=retry_after)
     store = LocalObjectStore(tmp_path)
     sleeps: list[float] = []
@@ -75,6 +105,36 @@ def test_429_with_retry_after_is_waited_and_lands_the_clean_bytes(server, tmp_pa
     assert sleeps == [pytest.approx(expected_wait)] * 2
     assert orders_requests(server) == [429, 429] + [200] * len(clean_pages)
     assert (result.requests, result.retries) == (len(clean_pages) + 2, 2)
+    # One line per retry: what was asked, attempt n of N, why, and the wait actually taken.
+    assert retry_lines(caplog) == [
+        f"sales source GET {contract.ORDERS_PATH} date={DAY} page 1: attempt {n} of 5 failed "
+        f"(HTTP 429, Retry-After {expected_wait:g} s); retrying in {expected_wait:.2f} s"
+        for n in (1, 2)]
+    assert server.token not in caplog.text
+
+
+@pytest.mark.parametrize("managed_loggers", [[], ["sales_assets"]], ids=["plain-instance", "instance-captures-it"])
+def test_the_raw_asset_puts_each_retry_line_in_the_run_log(server, tmp_path, caplog, managed_loggers):
+    """The client's per-retry lines reach the Dagster run's event log, once each, whether or not
+    the instance already captures the client's logger (python_logs.managed_python_loggers)."""
+    caplog.set_level(logging.DEBUG)
+    server.fault_plan = FaultPlan(fail_first=[503, 429], retry_after="0")
+    source = SalesSourceResource(base_url=server.url, token=server.token, page_size=PAGE_SIZE,
+                                 backoff_base_seconds=0.0)
+    lake = LocalLakeResource(root=str(tmp_path / "lake"))
+    overrides = {"python_logs": {"managed_python_loggers": managed_loggers}} if managed_loggers else None
+    with dg.instance_for_test(overrides=overrides) as instance:
+        result = dg.materialize([raw_sales_orders], partition_key=DAY.isoformat(),
+                                resources={"source": source, "lake": lake}, instance=instance)
+        entries = instance.all_logs(result.run_id)
+    in_run = [(e.level, e.user_message) for e in entries if "attempt " in e.user_message]
+    assert [(level, message.split(": attempt ")[1].split(";")[0]) for level, message in in_run] == [
+        (logging.WARNING, "1 of 5 failed (HTTP 503, Retry-After 0 s)"),
+        (logging.WARNING, "2 of 5 failed (HTTP 429, Retry-After 0 s)"),
+    ]
+    assert all(f"date={DAY} page 1" in message for _level, message in in_run)
+    assert len(retry_lines(caplog)) == 2  # still plain logging for anything else listening
+    assert not any(server.token in e.user_message or server.token in repr(e) for e in entries)
 
 
 def test_retry_after_zero_backs_off_instead_of_burning_the_attempts(server, tmp_path, clean_pages):
@@ -103,13 +163,20 @@ def test_a_huge_retry_after_fails_at_once_and_keeps_the_committed_day(server, tm
     assert server.token not in str(raised.value)
 
 
-def test_a_run_of_503s_within_the_attempts_is_survived(server, tmp_path, clean_pages):
+def test_a_run_of_503s_within_the_attempts_is_survived(server, tmp_path, clean_landing):
+    clean_pages, clean_manifest = clean_landing
     server.fault_plan = FaultPlan(fail_first=[503, 503, 503])
     store = LocalObjectStore(tmp_path)
     sleeps: list[float] = []
     with make_client(server, sleeps, max_attempts=4) as client:
-        land_day(store, client, DAY)
+        result = land_day(store, client, DAY)
     assert landed_bytes(store) == clean_pages
+    # The manifest too: the same day, totals and page list (number, records, lines, bytes,
+    # sha256, file name); only the run's own fields differ.
+    manifest = read_manifest(store, DAY)
+    assert comparable_manifest(manifest) == comparable_manifest(clean_manifest)
+    assert manifest["run_id"] == result.run_id != clean_manifest["run_id"]
+    assert manifest["source"]["base_url"] == server.url
     assert orders_requests(server) == [503] * 3 + [200] * len(clean_pages) and len(sleeps) == 3
 
 

@@ -14,7 +14,7 @@ from sales_assets.ingest.landing import manifest_key
 from sales_assets.resources.etl import EtlResource
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.transform import curated_manifest
-from sales_assets.transform.assets import CURATED_KEYS
+from sales_assets.transform.assets import CURATED_KEYS, RECONCILIATION_CHECK, curated_sales
 
 
 class _Completed:
@@ -81,6 +81,19 @@ def write_manifests(lake_root: Path, days: list[dt.date], orders: int | dict, li
         count = orders[day] if isinstance(orders, dict) else orders
         manifest = {"order_date": day.isoformat(), "run_id": "test", "record_count": count, "line_count": lines, "pages": []}
         lake.write_bytes(manifest_key(day), json.dumps(manifest).encode())
+
+
+def reconcile_day(lake_root: Path, etl: EtlResource, day: dt.date):
+    """Run the curated step of ``day`` on ``etl`` over a lake holding the day's raw manifest
+    (10 orders, 12 lines); returns the run's result and its reconciliation check's evaluation."""
+    write_manifests(lake_root, [day], orders=10, lines=12)
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [curated_sales], instance=instance, partition_key=day.isoformat(), raise_on_error=False,
+            resources={"etl": etl, "lake": LocalLakeResource(root=str(lake_root))},
+        )
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == RECONCILIATION_CHECK]
+    return result, evaluation
 
 
 def day_range(first: dt.date, count: int) -> list[dt.date]:

@@ -96,7 +96,6 @@ def test_a_lease_not_held_refuses_before_moving_anything(tmp_path, curate, lease
     before = day_folders(lake_root, DAY.isoformat())
     script_lake = curate.Lake(str(lake_root))
     lease = curate.DayLease(CURATED_LEASE_FOLDER, "job", clock=lambda: now)
-    lease.ABSENT_WAIT_SECONDS = 0.001
     steps = []
     with pytest.raises(curate.LeaseLostError, match=f"order_date={DAY}: lease .*_leases/order_date={DAY}.json"):
         curate.commit_day(curate.LocalFiles(script_lake), script_lake, "dim_product", DAY.isoformat(),
@@ -121,7 +120,6 @@ def test_the_hadoop_file_api_reads_the_lease_too(tmp_path, spark, curate):
     script_lake = curate.Lake(f"file://{lake_root}")
     files = curate.HadoopFiles(spark, script_lake)
     lease = curate.DayLease(CURATED_LEASE_FOLDER, "job")
-    lease.ABSENT_WAIT_SECONDS = 0.001
     with pytest.raises(curate.LeaseLostError, match="is gone"):
         lease.ensure_held(files, script_lake, DAY.isoformat())
     with CuratedDayLease(lake, DAY, "job"):

@@ -7,54 +7,25 @@ telling to re-run the transform, the warehouse must keep its previous copy, and 
 has committed every table the day loads normally."""
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from pathlib import Path
 
-import dagster as dg
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.warehouse import DuckDBWarehouseResource
 from sales_assets.transform import curated_manifest
-from sales_assets.transform.assets import RECONCILIATION_CHECK, curated_sales
 from sales_assets.warehouse import loader
-from sales_assets_tests.glue_scripts.conftest import load_script
-from sales_assets_tests.operations.fakes import RecordingEtl, write_manifests
-from sales_assets_tests.warehouse.curated_builders import (
-    DIM_CUSTOMER_SCHEMA,
-    DIM_PRODUCT_SCHEMA,
-    ORDER_LINES_SCHEMA,
-    QUARANTINE_SCHEMA,
-    dims_from_lines,
-    expected_figures,
-    make_line,
-)
-
-DAY = dt.date(2026, 11, 20)
-OLD = [make_line("O-1", 1, DAY, quantity=2, unit_price="9.99"), make_line("O-2", 1, DAY)]
-NEW = [make_line("O-1", 1, DAY, quantity=3, unit_price="9.99"), make_line("O-3", 1, DAY, unit_price="7.25")]
-TABLES = ("order_lines", "dim_customer", "dim_product", "quarantine")
-
-
-@pytest.fixture(scope="module")
-def curate():
-    return load_script()
+from sales_assets_tests.operations.fakes import RecordingEtl, reconcile_day
+from sales_assets_tests.reliability.conftest import DAY, NEW, OLD, TABLES, stage_day
+from sales_assets_tests.warehouse.curated_builders import expected_figures
 
 
 def glue_commit(curate, lake_root: Path, lines: list[dict], run_id: str, tables=TABLES) -> None:
     """Commit `tables` of DAY with the Glue script's own commit_day, as job run `run_id` does."""
-    customers, products = dims_from_lines(lines)
-    frames = {"order_lines": (lines, ORDER_LINES_SCHEMA), "dim_customer": (customers, DIM_CUSTOMER_SCHEMA),
-              "dim_product": (products, DIM_PRODUCT_SCHEMA), "quarantine": ([], QUARANTINE_SCHEMA)}
     lake = curate.Lake(str(lake_root))
-    for table in tables:
-        rows, schema = frames[table]
-        staging = f"curated/{table}/order_date={DAY}/_staging_{run_id}"
-        (lake_root / staging).mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), lake_root / staging / "part-00000-x-c000.snappy.parquet")
+    for table, staging in stage_day(lake_root, lines, run_id, tables).items():
         curate.commit_day(curate.LocalFiles(lake), lake, table, DAY.isoformat(), staging, run_id)
 
 
@@ -102,14 +73,8 @@ class KilledBetweenTablesEtl(RecordingEtl):
 
 @pytest.mark.parametrize("etl_class, passed", [(RecordingEtl, True), (KilledBetweenTablesEtl, False)])
 def test_the_reconciliation_check_fails_a_day_mixing_two_runs(tmp_path, etl_class, passed):
-    write_manifests(tmp_path / "lake", [DAY], orders=10, lines=12)
     etl = etl_class(calls_path=str(tmp_path / "calls.jsonl"), curated_lines=10, quarantine_lines=2)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [curated_sales], instance=instance, partition_key=DAY.isoformat(), raise_on_error=False,
-            resources={"etl": etl, "lake": LocalLakeResource(root=str(tmp_path / "lake"))},
-        )
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == RECONCILIATION_CHECK]
+    _, evaluation = reconcile_day(tmp_path / "lake", etl, DAY)
     assert evaluation.passed is passed
     if not passed:
         assert f"order_date={DAY} mixes the output of 2 transform runs" in evaluation.description

@@ -8,51 +8,13 @@ both copies. The re-run must converge and leave no stale file. Runs the script's
 a BaseException the script's cleanup does not catch, as SIGKILL would."""
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.parquet as pq
-import pytest
 
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.warehouse import DuckDBWarehouseResource
 from sales_assets.warehouse import loader
-from sales_assets_tests.glue_scripts.conftest import load_script
-from sales_assets_tests.warehouse.curated_builders import (
-    DIM_CUSTOMER_SCHEMA,
-    DIM_PRODUCT_SCHEMA,
-    ORDER_LINES_SCHEMA,
-    QUARANTINE_SCHEMA,
-    dims_from_lines,
-    expected_figures,
-    make_line,
-    write_curated_day,
-)
-
-DAY = dt.date(2026, 11, 20)
-OLD = [make_line("O-1", 1, DAY, quantity=2, unit_price="9.99"), make_line("O-2", 1, DAY)]
-NEW = [make_line("O-1", 1, DAY, quantity=3, unit_price="9.99"), make_line("O-3", 1, DAY, unit_price="7.25")]
-
-
-@pytest.fixture(scope="module")
-def curate():
-    return load_script()
-
-
-def stage_day(lake_root: Path, lines: list[dict], run_id: str) -> dict[str, str]:
-    """What Spark leaves in each table's staging folder before the commit: table -> staging key."""
-    customers, products = dims_from_lines(lines)
-    staged = {}
-    for table, rows, schema in (("order_lines", lines, ORDER_LINES_SCHEMA), ("dim_customer", customers, DIM_CUSTOMER_SCHEMA),
-                                ("dim_product", products, DIM_PRODUCT_SCHEMA), ("quarantine", [], QUARANTINE_SCHEMA)):
-        key = f"curated/{table}/order_date={DAY}/_staging_{run_id}"
-        folder = lake_root / key
-        folder.mkdir(parents=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), folder / f"part-00000-{run_id}-c000.snappy.parquet")
-        (folder / "_SUCCESS").write_bytes(b"")
-        staged[table] = key
-    return staged
+from sales_assets_tests.reliability.conftest import DAY, NEW, OLD, stage_day
+from sales_assets_tests.warehouse.curated_builders import expected_figures, write_curated_day
 
 
 def commit_all(curate, lake_root: Path, staged: dict[str, str], run_id: str, kill_after: int | None) -> bool:

@@ -5,6 +5,11 @@ not retryable, so Dagster's retries never saw it); a live writer's day taken ove
 second run spinning without end instead of failing with the holder's name; two transform
 jobs of one day running at once (each one's commit deletes the other's staged files); a
 transform whose lease was taken over mid-job reported as a success.
+
+Nothing here depends on how fast the machine is: Dagster's wait before each retry runs on a
+virtual clock (`dagster_clock`), a live holder's lease outlasts any test (60 s), a crashed
+holder's lease ages by exactly the time Dagster waited, and a heartbeat is waited for by its
+beat counter. The lease numbers are the real ones (10 s margin, 3 retries).
 """
 from __future__ import annotations
 
@@ -29,19 +34,21 @@ from sales_assets.resources.etl import EtlResource
 from sales_assets.resources.lake import LocalLakeResource, S3LakeResource
 from sales_assets.resources.source import SalesSourceResource
 from sales_assets.transform.assets import CuratedDayLease, curated_lease_key, curated_sales
+from sales_assets_tests.reliability.dagster_clock import virtual_retry_clock
+from sales_assets_tests.reliability.lease_probes import record_heartbeats, wait_for_beats
 
 DAY = "2026-11-20"
 DATE = dt.date.fromisoformat(DAY)
 
 
 @pytest.fixture
-def short_waits(monkeypatch):
-    """Retry just past the holder's expiry (no 10 s margin), once: real waits stay under a second."""
-    monkeypatch.setattr(ingest_assets, "LEASE_RETRY_MARGIN_SECONDS", 0.1)
-    monkeypatch.setattr(ingest_assets, "LEASE_RETRIES", 1)
+def dagster_waits(monkeypatch):
+    """Dagster's waits before retries, on a virtual clock (`.sleeps`: what it waited)."""
+    return virtual_retry_clock(monkeypatch)
 
 
-CRASHED_EXPIRES_IN = 0.8  # real seconds: the longest a test waits for a crashed writer's lease
+LIVE_TTL_SECONDS = 60.0  # a live holder's lease: far longer than any test takes
+CRASHED_EXPIRES_IN = 42.0  # the crashed writer's lease, when the first attempt looks at it
 PLANTED: list[str] = []
 
 
@@ -65,6 +72,20 @@ class CrashedS3Lake(PlantCrashedLease, S3LakeResource):
 
 class CrashedLocalLake(PlantCrashedLease, LocalLakeResource):
     pass
+
+
+def crashed_lease_ages(monkeypatch, lake):
+    """Dagster's waits on a virtual clock, during which the planted lease ages by as long as
+    Dagster waited (nobody renews a crashed writer's lease), as it would in real time."""
+
+    def age(seconds):
+        for key in PLANTED:
+            lease = json.loads(lake.read_bytes(key))
+            if lease["run_id"] == "crashed":
+                lease["expires_at"] -= seconds
+                lake.write_bytes(key, json.dumps(lease).encode())
+
+    return virtual_retry_clock(monkeypatch, on_sleep=age)
 
 
 @pytest.fixture
@@ -96,14 +117,18 @@ def failure_text(result) -> str:
     return error.to_string()
 
 
-def test_on_s3_a_crashed_writers_day_is_taken_over_by_dagsters_own_retry(s3, short_waits):
+def test_on_s3_a_crashed_writers_day_is_taken_over_by_dagsters_own_retry(s3, monkeypatch):
     s3_lake = CrashedS3Lake(**s3)
+    waits = crashed_lease_ages(monkeypatch, s3_lake)
     with dg.instance_for_test() as instance:
         result = materialize_raw(s3_lake, instance)
     assert PLANTED == [lease_key(DAY)] and result.success
     [retry] = events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
     # the wait is the holder's remaining lease plus the margin, not the retry policy's 30 s
-    assert 0.1 <= retry.event_specific_data.seconds_to_wait <= CRASHED_EXPIRES_IN + 0.1
+    # (the lease was planted a moment after the attempt read its clock: up to a second more)
+    asked = retry.event_specific_data.seconds_to_wait
+    least = CRASHED_EXPIRES_IN + ingest_assets.LEASE_RETRY_MARGIN_SECONDS
+    assert least <= asked <= least + 1 and sum(waits.sleeps) == pytest.approx(asked, abs=1)
     manifest = read_manifest(s3_lake, DATE)
     [mat] = result.asset_materializations_for_node("raw__sales_orders")
     assert manifest is not None and manifest["run_id"] == mat.metadata["by_day"].value[DAY]["run_id"]
@@ -111,17 +136,22 @@ def test_on_s3_a_crashed_writers_day_is_taken_over_by_dagsters_own_retry(s3, sho
     assert not s3_lake.exists(lease_key(DAY))
 
 
-def test_on_s3_a_live_writer_makes_the_second_run_wait_then_fail_naming_it(s3_lake, short_waits):
-    # A live writer with a short lease: its heartbeat keeps it across the second run's wait.
-    holder = DayLease(s3_lake, DATE, "first-run", owner="dagster run first", ttl_seconds=0.6).acquire()
-    holder.start_heartbeat(interval_seconds=0.1)
+def test_on_s3_a_live_writer_makes_the_second_run_wait_then_fail_naming_it(s3_lake, dagster_waits):
+    # A live writer, its heartbeat running: its lease outlasts every wait of the second run.
+    holder = DayLease(s3_lake, DATE, "first-run", owner="dagster run first", ttl_seconds=LIVE_TTL_SECONDS).acquire()
+    holder.start_heartbeat()
     try:
         with dg.instance_for_test() as instance:
             result = materialize_raw(s3_lake, instance)
         assert not result.success
-        assert len(events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1  # it waited once
+        retries = events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)
+        assert len(retries) == ingest_assets.LEASE_RETRIES == 3  # it waited each time, then gave up
+        # each wait ran to just past the live lease's expiry, as the refusal said
+        margin = ingest_assets.LEASE_RETRY_MARGIN_SECONDS
+        assert all(margin < r.event_specific_data.seconds_to_wait <= LIVE_TTL_SECONDS + margin for r in retries)
+        assert len(dagster_waits.sleeps) >= 3
         text = failure_text(result)
-        assert "Exceeded max_retries of 1" in text
+        assert "Exceeded max_retries of 3" in text
         assert "is being landed by another run" in text and "dagster run first" in text
         assert read_manifest(s3_lake, DATE) is None  # the second run wrote nothing
         holder.ensure_held()  # and did not take the live writer's lease
@@ -140,7 +170,8 @@ class RecordingEtl(EtlResource):
             # Another run takes the day over while the job runs (this run's lease had expired).
             lake.write_bytes(curated_lease_key(DATE), json.dumps(
                 {"run_id": "other", "owner": "dagster run other", "expires_at": time.time() + 60}).encode())
-            time.sleep(0.3)  # a few heartbeats: the refused renewal marks the lease lost
+            # Two beats: at least one renewal wholly after the takeover, which is refused.
+            wait_for_beats(HEARTBEATS[-1], 2)
             return Finished()
         raise dg.Failure("stub job stops here", allow_retries=False)
 
@@ -152,11 +183,13 @@ class Finished:
 
 LAUNCHES: list[dict] = []
 TAKE_OVER_DURING_JOB = False
+HEARTBEATS: list = []  # the heartbeats the transform started, in order
 
 
 @pytest.fixture
 def etl(monkeypatch):
     LAUNCHES.clear()
+    monkeypatch.setattr(sys.modules[__name__], "HEARTBEATS", record_heartbeats(monkeypatch))
     monkeypatch.setattr(transform_assets, "hold", functools.partial(hold, interval_seconds=0.05))
     return RecordingEtl()
 
@@ -166,15 +199,17 @@ def materialize_curated(lake, etl, instance):
                           resources={"etl": etl, "lake": lake}, raise_on_error=False)
 
 
-def test_a_second_transform_of_a_day_launches_no_job_while_the_first_holds_it(tmp_path, etl, short_waits):
+def test_a_second_transform_of_a_day_launches_no_job_while_the_first_holds_it(tmp_path, etl, dagster_waits):
     lake = LocalLakeResource(root=str(tmp_path / "lake"))
-    holder = CuratedDayLease(lake, DATE, "first-run", owner="dagster run first", ttl_seconds=0.6).acquire()
-    holder.start_heartbeat(interval_seconds=0.1)
+    holder = CuratedDayLease(lake, DATE, "first-run", owner="dagster run first",
+                             ttl_seconds=LIVE_TTL_SECONDS).acquire()
+    holder.start_heartbeat()
     try:
         with dg.instance_for_test() as instance:
             result = materialize_curated(lake, etl, instance)
         assert not result.success and LAUNCHES == []  # no job launched: nothing of the day deleted
-        assert len(events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+        assert len(events(result, dg.DagsterEventType.STEP_UP_FOR_RETRY)) == ingest_assets.LEASE_RETRIES
+        assert "Exceeded max_retries of 3" in failure_text(result)
         text = failure_text(result)
         assert "curated order_date=2026-11-20 is being transformed by another run" in text
         assert "dagster run first" in text
@@ -183,9 +218,10 @@ def test_a_second_transform_of_a_day_launches_no_job_while_the_first_holds_it(tm
         holder.release()
 
 
-def test_a_crashed_transforms_day_is_taken_over_and_the_lease_is_held_while_the_job_runs(tmp_path, etl, short_waits):
+def test_a_crashed_transforms_day_is_taken_over_and_the_lease_is_held_while_the_job_runs(tmp_path, etl, monkeypatch):
     PLANTED.clear()
     lake = CrashedLocalLake(root=str(tmp_path / "lake"))
+    crashed_lease_ages(monkeypatch, lake)
     with dg.instance_for_test() as instance:
         result = materialize_curated(lake, etl, instance)
     assert PLANTED == [curated_lease_key(DATE)]
@@ -201,6 +237,8 @@ def test_a_transform_that_lost_its_lease_during_the_job_fails_instead_of_succeed
         result = materialize_curated(lake, etl, instance)
     assert not result.success and len(LAUNCHES) == 1
     assert "lost its lease" in failure_text(result) and "re-run the transform" in failure_text(result)
+    [heartbeat] = HEARTBEATS
+    assert heartbeat.leases[0].lost  # the heartbeat's refused renewal marked it lost
     assert json.loads(lake.read_bytes(curated_lease_key(DATE)))["run_id"] == "other"  # not deleted
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import duckdb
 import pytest
 
 from sales_assets.catalog.assets import REQUIRED_COLUMNS_CHECK
@@ -18,12 +17,11 @@ from sales_assets.definitions import build_definitions
 from sales_assets.ingest.landing import read_manifest
 from sales_assets.operations.schedules import DAILY_JOB_NAME
 from sales_assets.resources.lake import LocalLakeResource
-from sales_assets.resources.warehouse import DuckDBWarehouseResource
 from sales_assets.settings import load_settings
 from sales_assets.source import contract
 from sales_assets.source.demo_data import DemoDataConfig
 from sales_assets.source.demo_server import DemoSourceServer
-from sales_assets.warehouse import loader
+from sales_assets_tests.reliability.warehouse_state import warehouse_state
 
 pytestmark = pytest.mark.slow  # one real Spark job through Pipes
 
@@ -48,16 +46,6 @@ class DriftingSource(DemoSourceServer):
         return type(day)(records, day.as_of)
 
 
-def warehouse_state(path) -> tuple[dict, dict, list]:
-    """(figures per day, rows per table, every fact row sorted): what a reader of the warehouse sees."""
-    with DuckDBWarehouseResource(path=path, read_only=True).session() as session:
-        figures = loader.fact_figures(session, [DAY_1, DAY_2])
-        counts = loader.table_row_counts(session)
-    with duckdb.connect(str(path), read_only=True) as connection:
-        rows = sorted(map(repr, connection.execute("SELECT * FROM sales.fact_sales").fetchall()))
-    return figures, counts, rows
-
-
 def test_a_required_column_removed_fails_the_blocking_check_and_the_warehouse_keeps_its_day(tmp_path, monkeypatch):
     with DriftingSource(port=0, token="drift-token", config=DemoDataConfig(orders_per_day=40)) as source:
         source.drop_from = {}
@@ -73,7 +61,7 @@ def test_a_required_column_removed_fails_the_blocking_check_and_the_warehouse_ke
             "dagster/asset_partition_range_start": DAY_1.isoformat(),
             "dagster/asset_partition_range_end": DAY_2.isoformat()})
         assert loaded.success
-        before = warehouse_state(settings.warehouse_path)
+        before = warehouse_state(settings.warehouse_path, [DAY_1, DAY_2])
         assert all(lines > 0 for lines, _ in before[0].values())
         lake = LocalLakeResource(root=str(settings.lake_root))
         first_raw_run = read_manifest(lake, DAY_2)["run_id"]
@@ -93,4 +81,4 @@ def test_a_required_column_removed_fails_the_blocking_check_and_the_warehouse_ke
                     for event in rerun.get_asset_materialization_events()}
     assert materialized <= {"raw", "catalog"}, materialized
     # The warehouse holds exactly what it held: day 2's rows and sums, day 1, every table.
-    assert warehouse_state(settings.warehouse_path) == before
+    assert warehouse_state(settings.warehouse_path, [DAY_1, DAY_2]) == before

@@ -22,7 +22,8 @@ from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.warehouse import DuckDBWarehouseResource
 from sales_assets.transform import curated_manifest
 from sales_assets.warehouse import loader
-from sales_assets_tests.glue_scripts.conftest import DAY_1, DAY_2, build_demo_lake, load_script
+from sales_assets_tests.glue_scripts.conftest import DAY_1, DAY_2, build_demo_lake
+from sales_assets_tests.reliability.warehouse_state import table_rows
 
 DAYS = [dt.date.fromisoformat(DAY_1), dt.date.fromisoformat(DAY_2)]
 
@@ -31,11 +32,6 @@ pytestmark = pytest.mark.slow
 
 def quiet(message):
     pass
-
-
-@pytest.fixture(scope="module")
-def curate():
-    return load_script()
 
 
 def curated_hash(lake: LocalLakeResource, tables) -> dict[str, str]:
@@ -66,12 +62,7 @@ def warehouse_state(path: Path, lake_root: Path):
     """Load both days, then every warehouse row (load timestamps aside) and the day figures."""
     with DuckDBWarehouseResource(path=str(path), lock_timeout_seconds=0).session() as session:
         loader.load_days(session, str(lake_root), DAYS)
-        rows = {}
-        for table in loader.WAREHOUSE_TABLES:
-            columns = [c for c, _ in loader.table_schemas()[table] if c != "loaded_at"]
-            rows[table] = session.connection.execute(
-                f"SELECT {', '.join(columns)} FROM sales.{table} ORDER BY ALL").fetchall()
-        return rows, loader.fact_figures(session, DAYS)
+        return table_rows(session.connection, ignoring=("loaded_at",)), loader.fact_figures(session, DAYS)
 
 
 def test_a_crashed_transform_is_invisible_and_reruns_give_identical_rows(tmp_path, spark, curate, monkeypatch):

@@ -7,6 +7,7 @@ and every later stage would reconcile against it.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from datetime import date, datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -14,6 +15,7 @@ from email.utils import format_datetime
 import pytest
 
 from sales_assets.source import contract as c
+from sales_assets.source.client import LOGGER as CLIENT_LOGGER
 from sales_assets.source.client import (
     Page, SalesSourceClient, SourceClientError, SourceError, SourcePaginationError, SourceTransientError,
     parse_retry_after, split_page_body)
@@ -90,6 +92,45 @@ def test_honours_retry_after_seconds(demo_source):
         list(client.iter_pages(DAY))
         assert (client.stats.requests, client.stats.retries, client.stats.waits) == (3, 2, [7.0, 7.0])
     assert sleeps == [7.0, 7.0]
+
+
+def test_each_retry_is_one_log_line_naming_page_cursor_attempt_cause_and_wait(scripted_server, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = "tok-echoed-by-the-server-42"
+    echo = json.dumps({"error": f"overloaded; your Authorization was Bearer {token}"}).encode()
+    server = scripted_server([
+        Reply(200, page_body([{"order_id": "A"}], "c1")),
+        Reply(503, echo, (("X-Debug-Auth", f"Bearer {token}"),)),
+        Reply(429, echo, (("Retry-After", "4"),)),
+        Reply(200, page_body([{"order_id": "B"}])),
+    ])
+    sleeps: list[float] = []
+    with make_client(server.url, token, sleeps, max_attempts=3) as client:
+        assert [p.number for p in client.iter_pages(DAY)] == [1, 2]
+    def client_lines():
+        return [r.getMessage() for r in caplog.records if r.name == CLIENT_LOGGER.name]
+
+    assert [r.levelno for r in caplog.records if r.name == CLIENT_LOGGER.name] == [logging.WARNING] * 2
+    assert client_lines() == [
+        f"sales source GET /v1/orders date={DAY} page 2 (cursor 'c1'): attempt 1 of 3 failed (HTTP 503); "
+        f"retrying in {sleeps[0]:.2f} s",
+        f"sales source GET /v1/orders date={DAY} page 2 (cursor 'c1'): attempt 2 of 3 failed "
+        f"(HTTP 429, Retry-After 4 s); retrying in 4.00 s",
+    ]
+    # A network failure names its kind; a bad body's excerpt (server text) is redacted.
+    with make_client("http://127.0.0.1:9", token, [], max_attempts=2, timeout=(0.5, 0.5)) as client:
+        with pytest.raises(SourceTransientError):
+            client.health()
+    refused = client_lines()[-1]
+    assert "GET /v1/health: attempt 1 of 2 failed (" in refused and "ConnectionError)" in refused
+    caplog.clear()
+    echoing_health = scripted_server([Reply(200, json.dumps({"status": f"not ok for {token}"}).encode()),
+                                      Reply(200, b'{"status": "ok"}')])
+    with make_client(echoing_health.url, token, []) as client:
+        assert client.health() == {"status": "ok"}
+    [line] = client_lines()
+    assert "attempt 1 of 5 failed (invalid response body (health body is not" in line and "***" in line
+    assert token not in caplog.text
 
 
 def test_retry_after_above_the_maximum_fails_at_once_instead_of_sleeping(demo_source):

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-import dagster as dg
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.transform import curated_manifest
-from sales_assets.transform.assets import RECONCILIATION_CHECK, curated_sales
-from sales_assets_tests.operations.fakes import RecordingEtl, write_manifests
+from sales_assets_tests.operations.fakes import RecordingEtl, reconcile_day
 
 DAY = dt.date(2025, 3, 4)
 
@@ -27,17 +25,6 @@ class UncommittedQuarantineEtl(RecordingEtl):
         return completed
 
 
-def _reconciliation(tmp_path, etl):
-    write_manifests(tmp_path / "lake", [DAY], orders=10, lines=12)
-    with dg.instance_for_test() as instance:
-        result = dg.materialize(
-            [curated_sales], instance=instance, partition_key=DAY.isoformat(), raise_on_error=False,
-            resources={"etl": etl, "lake": LocalLakeResource(root=str(tmp_path / "lake"))},
-        )
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == RECONCILIATION_CHECK]
-    return result, evaluation
-
-
 def test_the_check_counts_committed_rows_only(tmp_path):
     class WithStaleFile(RecordingEtl):
         def run_script(self, context, script, arguments, **options):
@@ -46,15 +33,15 @@ def test_the_check_counts_committed_rows_only(tmp_path):
             pq.write_table(pa.table({"net": [1.0] * 5}), stale)
             return completed
 
-    result, evaluation = _reconciliation(
-        tmp_path, WithStaleFile(calls_path=str(tmp_path / "calls.jsonl"), curated_lines=11, quarantine_lines=1))
+    etl = WithStaleFile(calls_path=str(tmp_path / "calls.jsonl"), curated_lines=11, quarantine_lines=1)
+    result, evaluation = reconcile_day(tmp_path / "lake", etl, DAY)
     assert result.success and evaluation.passed
     assert evaluation.metadata["by_day"].value[DAY.isoformat()]["curated_rows_in_lake"] == 11
 
 
 def test_a_day_without_a_record_fails_the_check_by_name(tmp_path):
-    result, evaluation = _reconciliation(
-        tmp_path, UncommittedQuarantineEtl(calls_path=str(tmp_path / "calls.jsonl"), curated_lines=11, quarantine_lines=1))
+    etl = UncommittedQuarantineEtl(calls_path=str(tmp_path / "calls.jsonl"), curated_lines=11, quarantine_lines=1)
+    result, evaluation = reconcile_day(tmp_path / "lake", etl, DAY)
     assert not result.success and not evaluation.passed
     (problem,) = evaluation.metadata["problems"].value
     assert "curated/quarantine order_date=2025-03-04 has no committed record" in problem

@@ -2,7 +2,7 @@
 committed like the Glue job commits them (files, then the `_manifest.json` record), through
 `sales_assets.transform.curated_manifest.commit_day`.
 
-Not a test module: imported by the warehouse and warehouse-resource tests.
+Not a test module: imported by the warehouse, warehouse-resource, reporting and reliability tests.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sales_assets.resources.lake import LocalLakeResource
+from sales_assets.resources.lake import LakeResource, LocalLakeResource
 from sales_assets.transform import curated_manifest
 
 MONEY = pa.decimal128(18, 2)
@@ -185,21 +185,37 @@ def write_table(lake_root: Path, table: str, day: dt.date, rows: list[dict], sch
     return Path(lake.store().root_uri()) / key
 
 
-def write_curated_day(
-    lake_root: Path,
-    day: dt.date,
+def curated_frames(
     lines: list[dict],
+    *,
     customers: list[dict] | None = None,
     products: list[dict] | None = None,
     quarantine: list[dict] | None = None,
-) -> None:
-    """Commit a whole curated day (the four tables, as the Glue job does); an empty `lines`
-    commits schema-only files, `quarantine` defaults to no rows."""
+) -> dict[str, pa.Table]:
+    """A curated day's four tables (table -> frame), in the order the Glue job commits them:
+    dimensions derived from `lines` unless given, `quarantine` defaults to no rows; an empty
+    `lines` gives schema-only frames."""
     derived_customers, derived_products = dims_from_lines(lines)
-    write_table(lake_root, "order_lines", day, lines, ORDER_LINES_SCHEMA)
-    write_table(lake_root, "dim_customer", day, derived_customers if customers is None else customers, DIM_CUSTOMER_SCHEMA)
-    write_table(lake_root, "dim_product", day, derived_products if products is None else products, DIM_PRODUCT_SCHEMA)
-    write_quarantine_day(lake_root, day, quarantine or [])
+    customers = derived_customers if customers is None else customers
+    products = derived_products if products is None else products
+    return {
+        "order_lines": pa.Table.from_pylist(lines, schema=ORDER_LINES_SCHEMA),
+        "dim_customer": pa.Table.from_pylist(customers, schema=DIM_CUSTOMER_SCHEMA),
+        "dim_product": pa.Table.from_pylist(products, schema=DIM_PRODUCT_SCHEMA),
+        "quarantine": pa.Table.from_pylist(quarantine or [], schema=QUARANTINE_SCHEMA),
+    }
+
+
+def commit_curated_day(lake: LakeResource, day: dt.date, lines: list[dict], **tables) -> None:
+    """Commit a whole curated day in a lake resource (folder or S3), one table after the other
+    as the Glue job does; `tables` (customers, products, quarantine) as for `curated_frames`."""
+    for table, frame in curated_frames(lines, **tables).items():
+        curated_manifest.commit_day(lake, table, day, [frame])
+
+
+def write_curated_day(lake_root: Path, day: dt.date, lines: list[dict], **tables) -> None:
+    """Commit a whole curated day in a local lake folder (see `commit_curated_day`)."""
+    commit_curated_day(LocalLakeResource(root=str(lake_root)), day, lines, **tables)
 
 
 def expected_figures(lines: list[dict]) -> tuple[int, Decimal]:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import boto3
 import dagster as dg
-import pyarrow as pa
 import pytest
 from moto import mock_aws
 from sqlglot import exp
@@ -44,13 +43,8 @@ from sales_assets.warehouse.assets import (
     FACT_SALES,
     warehouse_tables,
 )
-from sales_assets.transform import curated_manifest
 from sales_assets_tests.warehouse.curated_builders import (
-    DIM_CUSTOMER_SCHEMA,
-    DIM_PRODUCT_SCHEMA,
-    ORDER_LINES_SCHEMA,
-    QUARANTINE_SCHEMA,
-    dims_from_lines,
+    commit_curated_day,
     expected_figures,
     make_line,
     make_quarantined,
@@ -186,14 +180,6 @@ def _lines():
     return {DAY_1: day_1, DAY_2: day_2}
 
 
-def commit_s3_day(lake, day: dt.date, lines: list[dict], quarantine: list[dict] = ()) -> None:
-    """Commit a curated day in the S3 lake as the Glue job does (files, then the record)."""
-    customers, products = dims_from_lines(lines)
-    for table, rows, schema in (("order_lines", lines, ORDER_LINES_SCHEMA), ("dim_customer", customers, DIM_CUSTOMER_SCHEMA),
-                                ("dim_product", products, DIM_PRODUCT_SCHEMA), ("quarantine", list(quarantine), QUARANTINE_SCHEMA)):
-        curated_manifest.commit_day(lake, table, day, [pa.Table.from_pylist(rows, schema=schema)])
-
-
 @pytest.fixture
 def data_api_world(tmp_path, monkeypatch):
     """moto S3 holding two curated days, a DuckDB-backed Data API, the aws resources with it."""
@@ -213,7 +199,8 @@ def data_api_world(tmp_path, monkeypatch):
             })
             resources = build_resources(settings)
             for day, lines in _lines().items():
-                commit_s3_day(resources["lake"], day, lines, [make_quarantined("Q-1", 1, DAY_1)] if day == DAY_1 else [])
+                quarantine = [make_quarantined("Q-1", 1, DAY_1)] if day == DAY_1 else []
+                commit_curated_day(resources["lake"], day, lines, quarantine=quarantine)
             yield fake, session, resources, tmp_path
 
 
@@ -276,7 +263,7 @@ def test_the_warehouse_loads_and_checks_through_the_data_api(data_api_world):
 
 def test_a_bad_row_fails_its_check_through_the_data_api(data_api_world):
     fake, session, resources, tmp_path = data_api_world
-    commit_s3_day(resources["lake"], DAY_2, [make_line("O-9", 1, DAY_2, quantity=-2, unit_price="3.00")])
+    commit_curated_day(resources["lake"], DAY_2, [make_line("O-9", 1, DAY_2, quantity=-2, unit_price="3.00")])
     result = _materialize(resources, DAY_2, tmp_path)
     check = _checks(result)[CHECK_NO_NEGATIVE_QUANTITIES]
     assert not check.passed and check.metadata["by_day"].value == {DAY_2.isoformat(): 1}
