@@ -539,11 +539,16 @@ def _dedup(records):
 
 
 def _line_units(records):
-    """One row per line unit of the surviving records, with kind, reason and typed values."""
+    """One row per line unit of the surviving records, with kind, reason and typed values, and
+    one row (kind superseded, ``n`` = its units, no reason) per record ``_dedup`` superseded."""
     from pyspark.sql import functions as F
 
+    if "superseded" not in records.columns:
+        records = records.withColumn("superseded", F.lit(False))
     rec = F.col("rec")
-    present = F.col("is_object") & F.col("lines_ok")
+    superseded = F.col("superseded")
+    # A superseded record is neither parsed further nor exploded (null elements: one row).
+    present = F.col("is_object") & F.col("lines_ok") & ~superseded
     # Read after the dedup shuffle, for the surviving records only: exact numbers and probes.
     records = records.select(
         "*",
@@ -590,6 +595,7 @@ def _line_units(records):
     records = records.select(
         "order_date", "source_page", "position", "ingest_run_id", "order_id", "value", "order_reason",
         "order_detail", "order_micros", "updated_key", slim_rec.alias("rec"), "numbers", "elements",
+        "superseded", "units",
     )
     units = records.select(
         *[name for name in records.columns if name != "elements"],
@@ -656,10 +662,13 @@ def _line_units(records):
             *[F.coalesce(leaf.text, F.lit("null")) for leaf in (quantity, price, discount, tax)],
         ))
     )
-    units = units.select("*", F.coalesce(F.col("order_reason"), line_reason).alias("_reason"))
+    units = units.select("*", F.when(~superseded, F.coalesce(F.col("order_reason"), line_reason)).alias("_reason"))
     reason = F.col("_reason")
     detail = F.when(F.col("order_reason").isNotNull(), F.col("order_detail")).otherwise(line_detail)
-    kind = F.when(reason.isNull(), F.lit(KIND_CURATED)).otherwise(F.lit(KIND_QUARANTINE))
+    kind = (
+        F.when(superseded, F.lit(KIND_SUPERSEDED))
+        .when(reason.isNull(), F.lit(KIND_CURATED)).otherwise(F.lit(KIND_QUARANTINE))
+    )
     # Quarantine keeps the element's line_number unless the element had none to keep.
     unit_line_number = F.when(
         F.col("order_reason").isNull() & ~F.coalesce(element["is_object"], F.lit(False)), F.lit(None)
@@ -671,8 +680,8 @@ def _line_units(records):
     customer = rec["customer"]
     units = units.select(
         "order_date", "source_page", "position", "ingest_run_id", "unit_index", "order_id",
-        F.lit(False).alias("superseded"), F.lit(1).alias("n"),
-        kind.alias("kind"), reason.alias("reason"), detail.alias("detail"),
+        "superseded", F.when(superseded, F.col("units")).otherwise(F.lit(1)).alias("n"),
+        kind.alias("kind"), reason.alias("reason"), F.when(~superseded, detail).alias("detail"),
         F.when(reason.isNotNull(), F.col("value")).alias("raw_record"),
         unit_line_number.cast("int").alias("line_number"),
         F.timestamp_micros("order_micros").alias("order_timestamp"),
@@ -722,18 +731,12 @@ def units_from_lines(lines):
     ``lines`` has order_date (date), source_page (int), position (int, order within the page),
     ingest_run_id (string), value (the raw line) and line_ok (false when the line's bytes were
     not valid UTF-8). Returns one row per unit (``n`` = 1) with kind curated/quarantine, plus one
-    row per superseded record (kind "superseded", ``n`` = its units), with every column of
-    ORDER_LINES_COLUMNS and QUARANTINE_COLUMNS and position/unit_index.
+    row per superseded record (kind "superseded", ``n`` = its units, reason and money null), with
+    every column of ORDER_LINES_COLUMNS and QUARANTINE_COLUMNS and position/unit_index.
     """
-    from pyspark.sql import functions as F
-
-    records = _dedup(_order_checks(lines))
-    superseded = records.filter("superseded").select(
-        "order_date", "source_page", "position", "ingest_run_id", F.lit(0).alias("unit_index"),
-        "order_id", "superseded", F.col("units").alias("n"), F.lit(KIND_SUPERSEDED).alias("kind"),
-    )
-    live = _line_units(records.filter(~F.col("superseded")))
-    return live.unionByName(superseded, allowMissingColumns=True)
+    # One pass over the deduplicated records: a union of a superseded branch and a live branch
+    # would read, parse and shuffle every record twice (Spark shares no subplan between them).
+    return _line_units(_dedup(_order_checks(lines)))
 
 
 PAGE_KEY_PATTERN = r"(raw/sales_orders/order_date=[^/]+/run_id=[^/]+/[^/]+)$"

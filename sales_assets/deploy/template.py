@@ -9,7 +9,9 @@ the crawler + JSON Lines classifier (from ``catalog.crawler_config``), the Glue 
 least-privilege role per component, the EventBridge daily rule, the SNS topic (encrypted with a
 customer managed key CloudWatch may use) and CloudWatch alarms on ``ExecutionsFailed``,
 ``ExecutionsTimedOut`` and the pipeline's metrics (``NoRowsAlarm``: no rows loaded in 26 hours).
-Deterministic for the same input.
+The job also runs under Dagster (``GlueEtlResource``, output ``CurateJobName``): it carries
+dagster-pipes, and the optional ``PipesBucket`` parameter lets its role read the Pipes context
+objects there. Deterministic for the same input.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sales_assets.deploy import asl
 from sales_assets.ingest import lambda_handler, packaging
 from sales_assets.operations.sensors import stage_of
 from sales_assets.resources import metrics
+from sales_assets.resources.etl import DAGSTER_PIPES_REQUIREMENT, PIPES_KEY_PREFIX
 from sales_assets.settings import DEFAULT_METRICS_NAMESPACE
 
 GLUE_SCRIPT_KEY = "artifacts/glue/curate_sales_orders.py"
@@ -28,7 +31,8 @@ GLUE_SCRIPT_KEY = "artifacts/glue/curate_sales_orders.py"
 GLUE_LEASE_ZIP_KEY = f"artifacts/glue/{packaging.GLUE_LEASE_ZIP_NAME}"
 # The day lease's conditional writes (IfNoneMatch, IfMatch on PutObject; S3 added If-Match in
 # November 2024) need a newer boto3 than Glue bundles; the script checks before taking a lease.
-GLUE_ADDITIONAL_PYTHON_MODULES = "boto3>=1.36.0"
+# dagster-pipes: Glue bundles none, and a Dagster run (GlueEtlResource) talks Pipes to the job.
+GLUE_ADDITIONAL_PYTHON_MODULES = ",".join(("boto3>=1.36.0", DAGSTER_PIPES_REQUIREMENT))
 LAMBDA_ZIP_KEY = f"artifacts/lambda/{packaging.ZIP_NAME}"
 RAW_PREFIX = "raw/"
 CURATED_PREFIX = "curated/"
@@ -49,6 +53,9 @@ CRAWLER_CATALOG_ACTIONS = [
 GLUE_JOB_LOG_GROUPS = ("/aws-glue/jobs/error", "/aws-glue/jobs/output")
 CRAWLER_LOG_GROUPS = ("/aws-glue/crawlers",)
 PIPELINE_NAMESPACE = DEFAULT_METRICS_NAMESPACE
+# Set when Dagster (GlueEtlResource) runs the stack's job: the bucket its Pipes context goes to.
+PIPES_BUCKET_CONDITION = "HasPipesBucket"
+PIPES_BUCKET_PATTERN = r"^$|^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 # What a publisher to an SSE-KMS topic needs on its key.
 SNS_KMS_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
 
@@ -99,6 +106,14 @@ def _bucket_location(bucket_arn: dict) -> dict:
     # the AWS Glue service", = AWSGlueServiceRole) gives every crawler and job, on all buckets;
     # bucket metadata only, and here this bucket only.
     return {"Effect": "Allow", "Action": "s3:GetBucketLocation", "Resource": bucket_arn}
+
+
+def _pipes_context_read() -> dict:
+    # Only the context objects GlueEtlResource's injector writes (PIPES_KEY_PREFIX); the
+    # job's Pipes messages go to stdout, i.e. /aws-glue/jobs/output, which the role already
+    # writes. No statement at all without the parameter.
+    read = {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(PIPES_KEY_PREFIX, "PipesBucket")}
+    return {"Fn::If": [PIPES_BUCKET_CONDITION, read, {"Ref": "AWS::NoValue"}]}
 
 
 def build_template(definition: Mapping) -> dict:
@@ -200,6 +215,7 @@ def build_template(definition: Mapping) -> dict:
             _list(bucket_arn, RAW_PREFIX, CURATED_PREFIX),
             _bucket_location(bucket_arn),
             _glue_logs(*GLUE_JOB_LOG_GROUPS),
+            _pipes_context_read(),
             # Nothing else, by what the job's DefaultArguments leave off: no Data Catalog (the
             # script reads raw/ with its own schemas), no --TempDir, no --enable-metrics
             # (cloudwatch:PutMetricData), no --enable-spark-ui (event logs to S3), no job
@@ -283,7 +299,13 @@ def build_template(definition: Mapping) -> dict:
             "QuarantinedLinesThreshold": {"Type": "Number", "Default": 100},
             "MetricsNamespace": {"Type": "String", "Default": PIPELINE_NAMESPACE,
                                  "Description": "CloudWatch namespace of the pipeline's metrics (MetricsResource.namespace)."},
+            # A bucket name or nothing: "*" or a path would widen the grant past one bucket's prefix.
+            "PipesBucket": {"Type": "String", "Default": "", "AllowedPattern": PIPES_BUCKET_PATTERN,
+                            "Description": (
+                "Optional: the bucket of Dagster's Pipes context (SALES_AWS_PIPES_BUCKET) when Dagster runs "
+                f"CurateJob; its role may then read {PIPES_KEY_PREFIX}* there. Empty: no access.")},
         },
+        "Conditions": {PIPES_BUCKET_CONDITION: {"Fn::Not": [{"Fn::Equals": [{"Ref": "PipesBucket"}, ""]}]}},
         "Resources": resources,
         "Outputs": {
             "StateMachineArn": {"Value": {"Ref": "StateMachine"}},
@@ -291,6 +313,8 @@ def build_template(definition: Mapping) -> dict:
             "AlertTopicArn": {"Value": {"Ref": "AlertTopic"}},
             # COPY names this role: associate it with the Redshift Serverless namespace (README).
             "RedshiftCopyRoleArn": {"Value": _arn("RedshiftCopyRole")},
+            # Dagster's SALES_AWS_GLUE_JOB, to run the stack's job from Dagster.
+            "CurateJobName": {"Value": {"Ref": "CurateJob"}},
         },
     }
 

@@ -287,6 +287,14 @@ class S3ObjectStore:
             response = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
         except self.client.exceptions.NoSuchKey:
             return None
+        except self.client.exceptions.ClientError as exc:
+            # S3 answers a GET of a missing key with 403, not 404, unless the caller may list
+            # the bucket for that very name; the roles' list grants are limited to their
+            # prefixes by s3:prefix, which a GET does not carry. A listing of the key (within
+            # the grant) tells a lease released a moment ago from a real denial.
+            if _error_code(exc) in ("AccessDenied", "403") and not self.exists(key):
+                return None
+            raise
         return Versioned(response["Body"].read(), response["ETag"])
 
     def replace_if_version(self, key: str, data: bytes, version: str) -> bool:

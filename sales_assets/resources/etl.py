@@ -14,6 +14,7 @@ import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 
 import dagster as dg
@@ -153,15 +154,37 @@ class LocalSparkEtlResource(EtlResource):
         return dg.PipesSubprocessClient(env=env).run(command=command, context=context)
 
 
+# dagster-aws's PipesS3ContextInjector writes the context to <key_prefix><30 random letters>/context.json
+# (no prefix: at the bucket's root) and deletes it when the run ends, so only a fixed prefix
+# lets the job's role be granted the context objects and nothing else of the bucket (the
+# exported stack's PipesBucket parameter grants GlueJobRole s3:GetObject on it).
+PIPES_KEY_PREFIX = "dagster-pipes/"
+# The job's Pipes side must speak the protocol of the Dagster that launches it: the same
+# dagster-pipes release as this install (setup.py pins the Dagster family in lock-step).
+DAGSTER_PIPES_REQUIREMENT = f"dagster-pipes=={distribution_version('dagster-pipes')}"
+# Job arguments a run must not pass: StartJobRun's Arguments replace the job's DefaultArguments
+# of the same name, and the job depends on these (the Python modules dagster-pipes and boto3,
+# the day-lease zip).
+JOB_ARGUMENTS_RESERVED = ("--additional-python-modules", "--extra-py-files")
+
+
 class GlueEtlResource(EtlResource):
     """The Glue script as an AWS Glue job, launched and followed by dagster-aws's ``PipesGlueClient``.
 
-    The Pipes context travels through S3 (``pipes_bucket``) and the script's
-    messages come back from CloudWatch Logs, as dagster-aws documents.
+    The Pipes context travels through S3 (``pipes_bucket``, under ``pipes_key_prefix``) and
+    the script's messages come back from CloudWatch Logs (the job's stdout in
+    ``/aws-glue/jobs/output``), as dagster-aws documents. The job itself must carry
+    ``--additional-python-modules`` with :data:`DAGSTER_PIPES_REQUIREMENT` (the exported
+    stack's ``CurateJob`` does); a run never overrides it.
     """
 
     job_name: str = Field(description="Name of the Glue job whose script is glue_scripts/<script>.")
     pipes_bucket: str = Field(description="S3 bucket for the Pipes context handed to the job.")
+    pipes_key_prefix: str = Field(
+        default=PIPES_KEY_PREFIX,
+        description="Key prefix (ending in /) of the Pipes context objects in pipes_bucket; the job's role "
+        "needs s3:GetObject on it (the exported stack grants it for the default)",
+    )
     region_name: str | None = None
     endpoint_url: str | None = Field(default=None, description="For tests against moto.")
 
@@ -170,16 +193,28 @@ class GlueEtlResource(EtlResource):
 
         return boto3.client(service, region_name=self.region_name, endpoint_url=self.endpoint_url)
 
+    def context_injector(self):
+        """The ``PipesS3ContextInjector`` a run hands its context to the job with."""
+        from dagster_aws.pipes import PipesS3ContextInjector
+
+        return PipesS3ContextInjector(bucket=self.pipes_bucket, key_prefix=self.pipes_key_prefix,
+                                      client=self._boto_client("s3"))
+
     def run_script(
         self, context: dg.AssetExecutionContext, script: str, arguments: Mapping[str, str],
         expected_lines: int | None = None,
     ) -> dg.PipesClientCompletedInvocation:
-        from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient, PipesS3ContextInjector
+        from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesGlueClient
 
+        job_arguments = {f"--{name}": value for name, value in arguments.items()}
+        reserved = sorted(set(job_arguments) & set(JOB_ARGUMENTS_RESERVED))
+        if reserved:
+            raise dg.Failure(
+                description=f"job arguments {reserved} would replace the Glue job's own (its Python modules, "
+                "the lease zip); set them on the job, not per run", allow_retries=False)
         client = PipesGlueClient(
             client=self._boto_client("glue"),
-            context_injector=PipesS3ContextInjector(bucket=self.pipes_bucket, client=self._boto_client("s3")),
+            context_injector=self.context_injector(),
             message_reader=PipesCloudWatchMessageReader(client=self._boto_client("logs")),
         )
-        job_arguments = {f"--{name}": value for name, value in arguments.items()}
         return client.run(context=context, start_job_run_params={"JobName": self.job_name, "Arguments": job_arguments})

@@ -20,9 +20,10 @@ import pytest
 
 from sales_assets.definitions import defs
 from sales_assets.deploy import asl, template
+from sales_assets.resources.etl import PIPES_KEY_PREFIX, GlueEtlResource
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
-LAKE, ARTIFACTS = "sales-lake", "sales-artifacts"
+LAKE, ARTIFACTS, PIPES = "sales-lake", "sales-artifacts", "sales-pipes"
 # Sample values for every Ref / ${...} the template uses (parameters, pseudo parameters, resources).
 REFS = {
     "AWS::Partition": "aws", "AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::StackName": "sales",
@@ -32,6 +33,7 @@ REFS = {
     "StateMachine": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:sales-sales-pipeline",
     "SalesRawCrawler": "sales-raw-sales-orders", "CurateJob": "sales-curate",
     "RedshiftWorkgroup": "sales-wg", "RedshiftDatabase": "dev", "MetricsNamespace": "SalesPipeline",
+    "PipesBucket": PIPES,
     # IAM policy variables are not CloudFormation's: Fn::Sub leaves ${aws:...} alone only when
     # written ${!aws:...}; the template writes them outside Fn::Sub, so they never reach here.
 }
@@ -62,6 +64,13 @@ GLUE_ARGUMENTS_BEYOND_THE_ROLE = (
 )
 
 
+# The template's conditions for the sample stack: PipesBucket is given, so the checks below see
+# every statement a role can hold; test_glue_job_reads_no_pipes_bucket_without_the_parameter
+# resolves the other branch.
+CONDITIONS = {template.PIPES_BUCKET_CONDITION: True}
+_NO_VALUE = object()  # Ref AWS::NoValue: CloudFormation drops the list item or property
+
+
 @pytest.fixture(scope="module")
 def definition() -> dict:
     return asl.build_state_machine(asl.pipeline_steps(defs))
@@ -72,12 +81,19 @@ def stack(definition) -> dict:
     return template.build_template(definition)
 
 
-def resolve(value, resources: dict):
-    """The value with every CloudFormation intrinsic replaced by a sample; unknown names fail."""
+def resolve(value, resources: dict, conditions: dict | None = None):
+    """The value with every CloudFormation intrinsic replaced by a sample (``Fn::If`` by the
+    branch ``conditions`` picks, default CONDITIONS); unknown names fail."""
+    conditions = CONDITIONS if conditions is None else conditions
     if isinstance(value, list):
-        return [resolve(v, resources) for v in value]
+        return [v for v in (resolve(item, resources, conditions) for item in value) if v is not _NO_VALUE]
     if not isinstance(value, dict):
         return value
+    if value == {"Ref": "AWS::NoValue"}:
+        return _NO_VALUE
+    if set(value) == {"Fn::If"}:
+        name, true_value, false_value = value["Fn::If"]
+        return resolve(true_value if conditions[name] else false_value, resources, conditions)
     if set(value) == {"Ref"}:
         return REFS[value["Ref"]]
     if set(value) == {"Fn::Sub"}:
@@ -87,10 +103,11 @@ def resolve(value, resources: dict):
         assert attribute == "Arn", value
         return ARNS[resources[name]["Type"]](name)
     assert not any(k.startswith("Fn::") for k in value), value
-    return {k: resolve(v, resources) for k, v in value.items()}
+    resolved = {k: resolve(v, resources, conditions) for k, v in value.items()}
+    return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
 
 
-def policies(stack: dict, key_policies: bool = False) -> dict[str, dict]:
+def policies(stack: dict, key_policies: bool = False, conditions: dict | None = None) -> dict[str, dict]:
     """``Role/policy`` -> resolved permissions policy, for every role; with ``key_policies`` also
     ``Key/KeyPolicy`` for every KMS key (a resource policy: its admin statement is ``kms:*``)."""
     resources = stack["Resources"]
@@ -100,7 +117,7 @@ def policies(stack: dict, key_policies: bool = False) -> dict[str, dict]:
             f"{name}: extend this test to the new policy resource type")
         if resource["Type"] == "AWS::IAM::Role":
             for policy in resource["Properties"].get("Policies", []):
-                out[f"{name}/{policy['PolicyName']}"] = resolve(policy["PolicyDocument"], resources)
+                out[f"{name}/{policy['PolicyName']}"] = resolve(policy["PolicyDocument"], resources, conditions)
         if key_policies and resource["Type"] == "AWS::KMS::Key":
             out[f"{name}/KeyPolicy"] = resolve(resource["Properties"]["KeyPolicy"], resources)
     return out
@@ -114,15 +131,15 @@ def _list(value) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def role_statements(stack: dict, role: str) -> list[dict]:
-    [document] = [d for key, d in policies(stack).items() if key.startswith(role + "/")]
+def role_statements(stack: dict, role: str, conditions: dict | None = None) -> list[dict]:
+    [document] = [d for key, d in policies(stack, conditions=conditions).items() if key.startswith(role + "/")]
     return statements(document)
 
 
-def grants(stack: dict, role: str) -> dict[str, set[str]]:
+def grants(stack: dict, role: str, conditions: dict | None = None) -> dict[str, set[str]]:
     """action -> resources the role's Allow statements name."""
     out: dict[str, set[str]] = {}
-    for s in role_statements(stack, role):
+    for s in role_statements(stack, role, conditions):
         assert s["Effect"] == "Allow"
         for action in s["Action"]:
             out.setdefault(action, set()).update(s["Resource"])
@@ -223,12 +240,41 @@ def test_glue_job_reads_raw_and_writes_curated_only(stack):
     for action in OBJECT_WRITE:
         assert s3[action] == {_lake("curated/")}, action
     assert s3["s3:GetObject"] == {_lake("raw/"), _lake("curated/"),
-                                  f"arn:aws:s3:::{ARTIFACTS}/artifacts/glue/*"}  # its own script
+                                  f"arn:aws:s3:::{ARTIFACTS}/artifacts/glue/*",  # its own script
+                                  f"arn:aws:s3:::{PIPES}/{PIPES_KEY_PREFIX}*"}  # Dagster's Pipes context
     assert _listing(stack, "GlueJobRole") == {"raw/*", "curated/*"}
     # The script the role may read is the one the job runs.
     location = resolve(stack["Resources"]["CurateJob"]["Properties"]["Command"]["ScriptLocation"],
                        stack["Resources"])
     assert location.startswith(f"s3://{ARTIFACTS}/artifacts/glue/")
+
+
+def test_glue_job_reads_only_the_pipes_context_prefix_and_only_when_given_a_pipes_bucket(stack):
+    pipes = f"arn:aws:s3:::{PIPES}/"
+    with_bucket = [s for s in role_statements(stack, "GlueJobRole") if any(r.startswith(pipes) for r in s["Resource"])]
+    assert with_bucket == [
+        {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": [pipes + PIPES_KEY_PREFIX + "*"]}]
+    # The prefix is the one GlueEtlResource's context injector writes under, by default.
+    assert GlueEtlResource.model_fields["pipes_key_prefix"].default == PIPES_KEY_PREFIX
+    assert PIPES_KEY_PREFIX.endswith("/") and "*" not in PIPES_KEY_PREFIX
+    # The statement exists exactly when the PipesBucket parameter is not empty.
+    assert stack["Parameters"]["PipesBucket"]["Default"] == ""
+    assert stack["Conditions"][template.PIPES_BUCKET_CONDITION] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "PipesBucket"}, ""]}]}
+    without = role_statements(stack, "GlueJobRole", {template.PIPES_BUCKET_CONDITION: False})
+    assert len(without) == len(role_statements(stack, "GlueJobRole")) - 1
+    assert not [s for s in without if any("PipesBucket" in r or r.startswith(pipes) for r in s["Resource"])]
+    assert _s3(grants(stack, "GlueJobRole", {template.PIPES_BUCKET_CONDITION: False}))["s3:GetObject"] == {
+        _lake("raw/"), _lake("curated/"), f"arn:aws:s3:::{ARTIFACTS}/artifacts/glue/*"}
+
+
+def test_pipes_bucket_parameter_takes_a_bucket_name_only(stack):
+    # The name lands in the grant's ARN: "*" or "a/b" would widen it past one bucket's prefix.
+    pattern = re.compile(stack["Parameters"]["PipesBucket"]["AllowedPattern"])
+    for accepted in ("", "sales-pipes", "my.pipes.bucket", "abc"):
+        assert pattern.fullmatch(accepted), accepted
+    for rejected in ("*", "sales-*", "a/b", "bucket/dagster-pipes", "UPPER", "ab", "-lead"):
+        assert not pattern.fullmatch(rejected), rejected
 
 
 def test_crawler_reads_raw_only(stack):

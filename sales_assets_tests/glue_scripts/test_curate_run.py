@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import types as T
 
-from .conftest import DAY_1, DAY_1_PAGE_1, DAY_2, DAY_2_PAGE_1, build_demo_lake, write_raw_day
+from .conftest import DAY_1, DAY_1_PAGE_1, DAY_2, DAY_2_PAGE_1, build_demo_lake, line, order, write_raw_day
 
 EXPECTED_REASONS_DAY_1 = {
     "invalid_json": 3, "missing_order_id": 3, "missing_lines": 2, "bad_order_timestamp": 1,
@@ -91,6 +91,43 @@ def test_dedup_keeps_newest_then_later_page_then_later_position(demo, spark):
     # Dedup is per day: O-1 exists on both days.
     day_2 = rows_by_key(read_table(spark, lake_root, "order_lines", DAY_2), "order_id", "line_number")
     assert sorted(day_2) == [("O-1", 1), ("O-6", 1)]
+
+
+def test_units_count_each_superseded_record_once_in_the_same_pass_as_the_live_ones(spark, curate):
+    # The superseded rows come out of the same pass as the live units (no second branch): a
+    # superseded copy is one row carrying its line units, never validated, quarantined or priced,
+    # whatever its own lines or order fields hold.
+    def raw(order_id, updated_at, lines, **fields):
+        return json.dumps(order(order_id, lines, updated_at=updated_at, **fields))
+
+    pages = [
+        [raw("O-A", "2026-11-20T10:00:00Z", [line(1), line(1), {"line_number": 3}], status="lost"),
+         raw("O-B", "2026-11-20T10:00:00Z", []),
+         json.dumps({"lines": [line(1)]})],
+        [raw("O-A", "2026-11-20T11:00:00Z", [line(1), line(2)]),
+         raw("O-B", "2026-11-20T11:00:00Z", [line(1, quantity=0)]),
+         json.dumps({"lines": [line(1)]})],
+    ]
+    rows = [(dt.date.fromisoformat(DAY_1), page, position, "run-1", value, True)
+            for page, values in enumerate(pages, start=1) for position, value in enumerate(values, start=1)]
+    frame = spark.createDataFrame(
+        rows, "order_date date, source_page int, position int, ingest_run_id string, value string, line_ok boolean"
+    )
+    units = [row.asDict() for row in curate.units_from_lines(frame).collect()]
+    superseded = sorted((u["order_id"], u["source_page"], u["n"]) for u in units if u["kind"] == "superseded")
+    assert superseded == [("O-A", 1, 3), ("O-B", 1, 1)]
+    for unit in units:
+        assert unit["superseded"] == (unit["kind"] == "superseded")
+        if unit["superseded"]:
+            assert (unit["reason"], unit["detail"], unit["unit_index"], unit["net"]) == (None, None, 0, None)
+    outcomes = sorted((u["order_id"] or "", u["line_number"] or 0, u["kind"], u["reason"] or "")
+                      for u in units if u["kind"] != "superseded")
+    assert outcomes == [
+        ("", 1, "quarantine", "missing_order_id"), ("", 1, "quarantine", "missing_order_id"),
+        ("O-A", 1, "curated", ""), ("O-A", 2, "curated", ""),
+        ("O-B", 1, "quarantine", "quantity_below_one"),
+    ]
+    assert all(u["n"] == 1 for u in units if u["kind"] != "superseded")
 
 
 def test_order_line_values_are_exact(demo, spark):

@@ -8,7 +8,12 @@ AWS is moto's server on 127.0.0.1 (S3, Glue, CloudWatch Logs). moto's Glue does 
 (in the spirit of dagster-aws's `pipes_tests/fake_glue.py`) `LocalGlueClient.start_job_run`
 fetches the job's script from S3 and runs it as a local subprocess with Glue's calling
 convention, then writes its stdout to `<LogGroupName>/output`, stream = run id, where
-PipesCloudWatchMessageReader looks."""
+PipesCloudWatchMessageReader looks.
+
+Also guarded: a run must leave the exported stack's CurateJob as it is. StartJobRun's Arguments
+replace the job's DefaultArguments of the same name, so a run passing ``--additional-python-modules``
+would drop dagster-pipes (the job could not speak Pipes) or boto3 (no day lease); and the Pipes
+context must land under the key prefix the stack's ``PipesBucket`` grant covers."""
 
 import base64
 import json
@@ -25,7 +30,10 @@ import dagster as dg
 import pytest
 from moto.server import ThreadedMotoServer
 
-from sales_assets.resources.etl import GLUE_SCRIPTS_DIR, GlueEtlResource
+from sales_assets.definitions import defs
+from sales_assets.deploy import asl, template
+from sales_assets.resources.etl import DAGSTER_PIPES_REQUIREMENT, GLUE_SCRIPTS_DIR, PIPES_KEY_PREFIX, GlueEtlResource
+from sales_assets_tests.deploy.test_iam_policies import resolve
 from sales_assets_tests.glue_scripts.conftest import DAY_1, DAY_2, build_demo_lake
 
 REGION = "us-east-1"
@@ -178,6 +186,8 @@ def test_glue_job_run_reports_the_four_curated_materializations(aws, tmp_path):
     }
     context_param = decode_pipes_param(job_arguments["--dagster-pipes-context"])
     assert context_param["bucket"] == PIPES_BUCKET
+    assert context_param["key"].startswith(PIPES_KEY_PREFIX)  # what the stack's PipesBucket grant covers
+    assert "--additional-python-modules" not in job_arguments  # the job's own modules stay
     assert sorted(started["context"]["asset_keys"]) == sorted(ASSET_KEYS)
     assert decode_pipes_param(job_arguments["--dagster-pipes-messages"]) == {"stdio": "stdout"}
 
@@ -200,3 +210,89 @@ def test_glue_job_run_reports_the_four_curated_materializations(aws, tmp_path):
     # The script's Pipes logs reached Dagster's event log too.
     messages = [record.user_message for record in instance.all_logs(result.run_id)]
     assert any("wrote order_lines" in message for message in messages)
+
+
+class RecordingGlueClient:
+    """Records start_job_run with the arguments Glue would run the job with (its DefaultArguments
+    overlaid by the run's Arguments) and ends the run at once: nothing is executed."""
+
+    def __init__(self, glue, s3):
+        self._glue, self._s3 = glue, s3
+        self.meta, self.exceptions = glue.meta, glue.exceptions
+        self.started: list[dict] = []
+
+    def start_job_run(self, JobName: str, Arguments: dict | None = None, **kwargs) -> dict:
+        job = self._glue.get_job(JobName=JobName)["Job"]
+        context_param = decode_pipes_param(Arguments["--dagster-pipes-context"])
+        self._s3.head_object(Bucket=context_param["bucket"], Key=context_param["key"])  # there while the run is
+        self.started.append({"Arguments": dict(Arguments), "context_key": context_param["key"],
+                             "effective": {**job["DefaultArguments"], **Arguments}})
+        return {"JobRunId": f"jr_{len(self.started)}"}
+
+    def get_job_run(self, JobName: str, RunId: str, **kwargs) -> dict:
+        # No LogGroupName: PipesGlueClient reads no messages (and says so in a warning).
+        return {"JobRun": {"Id": RunId, "JobName": JobName, "JobRunState": "SUCCEEDED"}}
+
+
+@pytest.fixture
+def stack_job(moto_endpoint, monkeypatch):
+    """The exported stack's CurateJob in moto Glue (its DefaultArguments as the template has them),
+    and a GlueEtlResource pointed at it whose Glue client records the runs."""
+    for name, value in FAKE_CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    stack = template.build_template(asl.build_state_machine(asl.pipeline_steps(defs)))
+    job = resolve(stack["Resources"]["CurateJob"]["Properties"], stack["Resources"])
+    glue = boto3.client("glue", region_name=REGION, endpoint_url=moto_endpoint)
+    s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_endpoint)
+    s3.create_bucket(Bucket="stack-pipes")
+    glue.create_job(Name="stack-curate", Role=job["Role"], Command=job["Command"], GlueVersion=job["GlueVersion"],
+                    DefaultArguments=job["DefaultArguments"])
+    recording = RecordingGlueClient(glue, s3)
+    real_boto_client = GlueEtlResource._boto_client
+    monkeypatch.setattr(GlueEtlResource, "_boto_client",
+                        lambda self, service: recording if service == "glue" else real_boto_client(self, service))
+    resource = GlueEtlResource(job_name="stack-curate", pipes_bucket="stack-pipes", region_name=REGION,
+                               endpoint_url=moto_endpoint)
+    return resource, recording, job["DefaultArguments"]
+
+
+def _run(resource: GlueEtlResource, arguments: dict[str, str]) -> dg.ExecuteInProcessResult:
+    @dg.asset(key=dg.AssetKey.from_user_string("curated/order_lines"))
+    def curated(context: dg.AssetExecutionContext, etl: GlueEtlResource) -> dg.MaterializeResult:
+        etl.run_script(context, SCRIPT, arguments)  # the recorded job run reports nothing back
+        return dg.MaterializeResult()
+
+    return dg.materialize([curated], resources={"etl": resource}, raise_on_error=False)
+
+
+def test_a_run_keeps_the_stack_jobs_python_modules(stack_job):
+    resource, recording, default_arguments = stack_job
+    # What the curated asset passes (transform/assets.py), lease arguments included.
+    arguments = {"lake_root": "s3://lake", "order_date": DAY_1, "order_date_end": DAY_2,
+                 "lease_key_prefix": "curated/_leases/", "lease_run_id": "r1"}
+    result = _run(resource, arguments)
+    assert result.success, [e.event_specific_data for e in result.all_events if e.is_failure]
+    (started,) = recording.started
+    assert "--additional-python-modules" not in started["Arguments"]
+    assert "--extra-py-files" not in started["Arguments"]
+    modules = started["effective"]["--additional-python-modules"].split(",")
+    assert DAGSTER_PIPES_REQUIREMENT in modules and any(m.startswith("boto3>=") for m in modules)
+    assert modules == default_arguments["--additional-python-modules"].split(",")
+    assert started["effective"]["--extra-py-files"] == default_arguments["--extra-py-files"]
+    assert started["context_key"].startswith(PIPES_KEY_PREFIX) and started["context_key"].endswith("/context.json")
+
+
+def test_the_job_gets_the_dagster_pipes_of_this_dagster():
+    # Pipes' protocol is the launching Dagster's: the pin follows the installed dagster-pipes,
+    # which setup.py pins in lock-step with dagster.
+    assert DAGSTER_PIPES_REQUIREMENT == f"dagster-pipes=={dg.__version__}"
+    assert DAGSTER_PIPES_REQUIREMENT in template.GLUE_ADDITIONAL_PYTHON_MODULES.split(",")
+
+
+@pytest.mark.parametrize("name", ["additional-python-modules", "extra-py-files"])
+def test_a_run_refuses_to_replace_the_jobs_modules_or_lease_zip(stack_job, name):
+    resource, recording, _ = stack_job
+    result = _run(resource, {"lake_root": "s3://lake", "order_date": DAY_1, name: "boto3>=1.36.0"})
+    assert not result.success and not recording.started
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert f"--{name}" in str(failure.event_specific_data.error)
