@@ -1612,15 +1612,21 @@ def job_run_identity(argv: Sequence[str]) -> tuple[str, str]:
 
 
 def _require_conditional_writes(client) -> None:
-    """A clear failure, before any lease is taken, when boto3 cannot send S3 conditional writes."""
-    members = client.meta.service_model.operation_model("PutObject").input_shape.members
-    missing = [name for name in ("IfNoneMatch", "IfMatch") if name not in members]
+    """A clear failure, before any lease is taken, when boto3 cannot send S3 conditional writes
+    (the lease's create and renewals on PutObject, its release on DeleteObject)."""
+    needed = {"PutObject": ("IfNoneMatch", "IfMatch"), "DeleteObject": ("IfMatch",)}
+    missing = []
+    for operation, names in needed.items():
+        members = client.meta.service_model.operation_model(operation).input_shape.members
+        absent = [name for name in names if name not in members]
+        if absent:
+            missing.append(f"{', '.join(absent)} on {operation}")
     if missing:
         import botocore
 
         raise RuntimeError(
-            f"botocore {botocore.__version__} cannot send S3 conditional writes ({', '.join(missing)} on "
-            f"PutObject), which the day lease needs: give the Glue job --additional-python-modules "
+            f"botocore {botocore.__version__} cannot send S3 conditional writes ({'; '.join(missing)}), "
+            f"which the day lease needs: give the Glue job --additional-python-modules "
             f"with a newer boto3 (the exported template does). Nothing was written.")
 
 

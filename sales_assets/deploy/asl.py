@@ -19,8 +19,9 @@ What a caller may rely on:
   Dagster asset's ``curated/_leases/order_date=D.json``) and fails before writing anything when
   another run (a Dagster run, another execution, a run by hand) holds it. Such a refusal (a
   ``States.TaskFailed`` whose cause matches ``LEASE_HELD_PATTERN``) waits ``LEASE_WAIT_SECONDS``
-  and starts the job again, at most ``LEASE_WAIT_ATTEMPTS`` times; then, like every other Glue
-  failure, it reaches the publish + ``Fail`` with the job's message (the holder, its expiry).
+  and starts the job again, its ``$.failure`` dropped, at most ``LEASE_WAIT_ATTEMPTS`` times;
+  then, like every other Glue failure, it reaches the publish + ``Fail`` with the job's message
+  (the holder, its expiry).
 - The Redshift batch (one transaction) is the loader's day-replace plus the day's ``dim_date``
   row (``ensure_dim_date_sql``); once it is FINISHED, the step owning ``warehouse/fact_sales``
   puts the fact INSERT's ``ResultRows`` to CloudWatch as ``Rows`` (``MetricsResource``'s
@@ -31,6 +32,7 @@ What a caller may rely on:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from collections.abc import Mapping, Sequence
@@ -68,6 +70,10 @@ LEASE_HELD_PATTERN = "*LeaseHeldError*"
 # holder (a day's job takes minutes) gets LEASE_WAIT_SECONDS x LEASE_WAIT_ATTEMPTS to finish.
 LEASE_WAIT_SECONDS = 300
 LEASE_WAIT_ATTEMPTS = 6
+# The state a day's pipeline starts with, and every field it holds besides $.failure (a caught
+# error) and $.notify_error: step results go under $.results, and a Parallel keeps its input.
+# lease_waits: the day's Glue starts refused for a held lease so far (see _step_states).
+DAY_STATE = {"order_date.$": "$$.Map.Item.Value", "results": {}, "lease_waits": {"count": 0}}
 POLL_SECONDS = {GLUE_CRAWLER: 30, REDSHIFT_DATA: 15}
 TIMEOUT_SECONDS = {LAMBDA: 900, GLUE_CRAWLER: 120, GLUE_JOB: 3600, REDSHIFT_DATA: 120, "sns": 60, "cloudwatch": 60}
 EXECUTION_TIMEOUT_SECONDS = 6 * 3600
@@ -353,6 +359,10 @@ def fact_insert_index(statements: Sequence[str]) -> int:
     return matches[0]
 
 
+def _day_state_fields() -> list[str]:
+    return [key.removesuffix(".$") for key in DAY_STATE]
+
+
 def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
     """Add ``step``'s states to ``scope``; return its first state's name."""
     n, r = step.name, f"${{{step.resource}}}"
@@ -389,8 +399,12 @@ def _step_states(step: Step, scope: Scope, nxt: str | None) -> str:
             "Default": scope.notify,
         }
         s[wait] = {"Type": "Wait", "Seconds": LEASE_WAIT_SECONDS, "Next": count}
-        s[count] = {"Type": "Pass", "Parameters": {"count.$": "States.MathAdd($.lease_waits.count, 1)"},
-                    "ResultPath": "$.lease_waits", "Next": n}
+        # The day's state rebuilt, not one path set: a ResultPath can add or replace a field
+        # but never drop one, and the refusal's $.failure must not outlive it (a run that then
+        # succeeds would carry it on to every later state and the iteration's output).
+        s[count] = {"Type": "Pass", "Parameters": {
+            **{f"{name}.$": f"$.{name}" for name in _day_state_fields() if name != "lease_waits"},
+            "lease_waits": {"count.$": "States.MathAdd($.lease_waits.count, 1)"}}, "Next": n}
         return n
     if step.integration == GLUE_CRAWLER:
         start, wait, get, state_choice, status_choice = (f"{n}Start", f"{n}Wait", f"{n}Get", f"{n}State", f"{n}Status")
@@ -581,8 +595,7 @@ def build_state_machine(pipeline: PipelineSteps) -> dict:
             "Days": {
                 "Type": "Map",
                 "ItemsPath": "$.order_dates",
-                # lease_waits: the day's Glue starts refused for a held lease so far (see _step_states).
-                "ItemSelector": {"order_date.$": "$$.Map.Item.Value", "results": {}, "lease_waits": {"count": 0}},
+                "ItemSelector": copy.deepcopy(DAY_STATE),
                 "MaxConcurrency": BACKFILL_MAX_CONCURRENCY,
                 "ItemProcessor": _day_pipeline(pipeline),
                 "ResultSelector": {"days.$": "$[*].order_date"},

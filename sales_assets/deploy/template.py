@@ -29,10 +29,12 @@ from sales_assets.settings import DEFAULT_METRICS_NAMESPACE
 GLUE_SCRIPT_KEY = "artifacts/glue/curate_sales_orders.py"
 # Beside the script, so the role's read of the script's prefix covers it (--extra-py-files).
 GLUE_LEASE_ZIP_KEY = f"artifacts/glue/{packaging.GLUE_LEASE_ZIP_NAME}"
-# The day lease's conditional writes (IfNoneMatch, IfMatch on PutObject; S3 added If-Match in
-# November 2024) need a newer boto3 than Glue bundles; the script checks before taking a lease.
-# dagster-pipes: Glue bundles none, and a Dagster run (GlueEtlResource) talks Pipes to the job.
-GLUE_ADDITIONAL_PYTHON_MODULES = ",".join(("boto3>=1.36.0", DAGSTER_PIPES_REQUIREMENT))
+# The day lease's conditional writes (IfNoneMatch, IfMatch on PutObject; IfMatch on DeleteObject,
+# which S3 took for general purpose buckets in September 2025) need a newer boto3 than Glue
+# bundles: at least the release this project is tested with; the script checks before taking a
+# lease. dagster-pipes: Glue bundles none, and a Dagster run (GlueEtlResource) talks Pipes to the job.
+GLUE_BOTO3_REQUIREMENT = "boto3>=1.44.8"
+GLUE_ADDITIONAL_PYTHON_MODULES = ",".join((GLUE_BOTO3_REQUIREMENT, DAGSTER_PIPES_REQUIREMENT))
 LAMBDA_ZIP_KEY = f"artifacts/lambda/{packaging.ZIP_NAME}"
 RAW_PREFIX = "raw/"
 CURATED_PREFIX = "curated/"
@@ -90,6 +92,17 @@ def _list(bucket_arn: dict, *prefixes: str) -> dict:
     # ListBucket has no object resource; the s3:prefix condition keeps listing inside the role's prefixes.
     return {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn,
             "Condition": {"StringLike": {"s3:prefix": [p + "*" for p in prefixes]}}}
+
+
+def _list_any_key(bucket_arn: dict) -> dict:
+    # For a role that GETs or HEADs lake keys which may legitimately be missing (day leases,
+    # commit records, raw manifests; S3A/EMRFS exists() is a HEAD). S3 answers a GET or HEAD
+    # of a missing key with 403 AccessDenied, not 404, unless the caller holds s3:ListBucket
+    # on the bucket (GetObject/HeadObject API reference, "Permissions"), and such a request
+    # carries no s3:prefix, so a prefix-scoped grant never matches it: "absent" would read as
+    # "denied". Unconditioned, it reveals key names only, of a bucket whose prefixes the role
+    # already reads; object access stays limited to its prefixes.
+    return {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket_arn}
 
 
 def _glue_logs(*log_groups: str) -> dict:
@@ -184,7 +197,8 @@ def build_template(definition: Mapping) -> dict:
         "IngestRole": _role("lambda.amazonaws.com", [
             {"Effect": "Allow", "Action": logs, "Resource": _sub("arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:*")},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(RAW_PREFIX)},
-            _list(bucket_arn, RAW_PREFIX),
+            # Reads the day's _lease.json and _manifest.json, either of which may be absent.
+            _list_any_key(bucket_arn),
             {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": {"Ref": "SourceTokenSecretArn"}},
         ]),
         "IngestFunction": {"Type": "AWS::Lambda::Function", "Properties": {
@@ -198,6 +212,8 @@ def build_template(definition: Mapping) -> dict:
         }},
         "CrawlerRole": _role("glue.amazonaws.com", [
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(RAW_PREFIX)},
+            # Prefix-scoped: the crawler reads only objects it has just listed in its table's
+            # partition folders, never a key by a name that may not exist.
             _list(bucket_arn, RAW_PREFIX),
             _bucket_location(bucket_arn),
             # Its one catalog target, sales_raw.sales_orders (crawler_config): nothing else in the catalog.
@@ -212,7 +228,9 @@ def build_template(definition: Mapping) -> dict:
             {"Effect": "Allow", "Action": ["s3:GetObject"],
              "Resource": [_objects(RAW_PREFIX), _objects(GLUE_SCRIPT_KEY.rsplit("/", 1)[0] + "/", "ArtifactBucket")]},
             {"Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"], "Resource": _objects(CURATED_PREFIX)},
-            _list(bucket_arn, RAW_PREFIX, CURATED_PREFIX),
+            # Reads day leases (curated/_leases/), commit records and raw manifests that may be
+            # absent, and Spark's S3 connector tests paths with HEAD.
+            _list_any_key(bucket_arn),
             _bucket_location(bucket_arn),
             _glue_logs(*GLUE_JOB_LOG_GROUPS),
             _pipes_context_read(),
@@ -236,6 +254,9 @@ def build_template(definition: Mapping) -> dict:
         }},
         "RedshiftCopyRole": _role("redshift.amazonaws.com", [
             {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": _objects(CURATED_PREFIX)},
+            # Prefix-scoped: COPY reads the commit records of a day whose Glue run has just
+            # succeeded (it writes one per table) and the files they list; should one be gone,
+            # the batch fails either way (403 instead of 404) and loads nothing.
             _list(bucket_arn, CURATED_PREFIX),
         ]),
         "StateMachineRole": _role("states.amazonaws.com", [

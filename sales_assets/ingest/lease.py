@@ -224,15 +224,17 @@ class Lease:
                 f"another run took the day over); nothing of this run was committed.")
 
     def release(self) -> None:
-        """Stop this lease's heartbeat and delete the lease if it is still this run's (never
-        another run's)."""
+        """Stop this lease's heartbeat and delete the lease if it is still the version this run
+        holds: one conditional delete (``delete_if_version``), so never another run's, even one
+        that took the key over a moment before."""
         if self._heartbeat is not None:
             self._heartbeat.stop()
             self._heartbeat = None
         with self._lock:
-            current = self.lake.read_versioned(self.key)
-            if current is not None and self._version is not None and current.version == self._version:
-                self.lake.delete_key(self.key)
+            # One conditional delete, never read-then-delete: a run that took the key over after
+            # our lease expired keeps its lease even if it did so a moment before this call.
+            if self._version is not None:
+                self.lake.delete_if_version(self.key, self._version)
             self._version = None
 
     def start_heartbeat(self, interval_seconds: float | None = None) -> "Heartbeat":

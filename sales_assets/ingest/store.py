@@ -13,7 +13,8 @@ to the root):
 - ``read_versioned`` / ``replace_if_version`` are a compare-and-swap: the replace
   happens only if the object is still the version read (S3: ``IfMatch`` on the ETag;
   folder: compare and rename under an flock of the key's folder), and the key is never
-  absent while it is replaced.
+  absent while it is replaced. ``delete_if_version`` deletes the same way: only the version
+  read (S3: ``DeleteObject`` with ``IfMatch``; folder: compare and unlink under that flock).
 - An object written is durable when the call returns, except under
   ``LocalObjectStore.deferred_fsync(prefix)``: see there.
 """
@@ -215,6 +216,22 @@ class LocalObjectStore:
         finally:
             Path(tmp).unlink(missing_ok=True)
 
+    def delete_if_version(self, key: str, version: str) -> bool:
+        target = self._path(key)
+        if not target.parent.is_dir():
+            return False
+        # Under the lock ``replace_if_version`` and ``create_exclusive`` take: no other run's
+        # takeover can land between the compare and the unlink.
+        with self._swap_lock(target):
+            try:
+                current = target.read_bytes()
+            except FileNotFoundError:
+                return False
+            if hashlib.sha256(current).hexdigest() != version:
+                return False
+            target.unlink()
+            return True
+
 
 class S3ObjectStore:
     """An S3 bucket (and optional key prefix) through a boto3 S3 client."""
@@ -300,6 +317,15 @@ class S3ObjectStore:
     def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data, IfMatch=version)
+            return True
+        except self.client.exceptions.ClientError as exc:
+            if _is_precondition_failure(exc) or _error_code(exc) in ("NoSuchKey", "404"):
+                return False
+            raise
+
+    def delete_if_version(self, key: str, version: str) -> bool:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key), IfMatch=version)
             return True
         except self.client.exceptions.ClientError as exc:
             if _is_precondition_failure(exc) or _error_code(exc) in ("NoSuchKey", "404"):

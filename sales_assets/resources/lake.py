@@ -38,8 +38,8 @@ def _is_missing(error: Exception) -> bool:
 class LakeResource(dg.ConfigurableResource, ABC):
     """Object storage for the data lake. Each ``write_bytes`` is atomic for its key.
 
-    ``create_exclusive``, ``read_versioned`` and ``replace_if_version`` are the
-    conditional writes the one-writer-per-day lease is built on (see
+    ``create_exclusive``, ``read_versioned``, ``replace_if_version`` and
+    ``delete_if_version`` are the conditional writes the one-writer-per-day lease is built on (see
     ``sales_assets.ingest.landing.day_lease``). An object written is durable when
     ``write_bytes`` returns, except inside ``deferred_fsync``: see there.
     """
@@ -118,6 +118,10 @@ class LakeResource(dg.ConfigurableResource, ABC):
     def replace_if_version(self, key: str, data: bytes, version: str) -> bool:
         """Overwrite ``key`` only if it is still ``version``; True when it did."""
         return self._store().replace_if_version(key, data, version)
+
+    def delete_if_version(self, key: str, version: str) -> bool:
+        """Delete ``key`` only if it is still ``version``; True when it did."""
+        return self._store().delete_if_version(key, version)
 
     def curated_files(self, table: str, day: dt.date) -> list[str]:
         """Keys of exactly the parquet files the committed record of ``curated/<table>`` for

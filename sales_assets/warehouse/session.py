@@ -29,12 +29,19 @@ Callers may rely on:
   `DuckDBLockedError` naming the file (the Dagster resource turns it into its
   retryable `WarehouseLockedError`). A failed Redshift COPY raises `WarehouseLoadError`
   carrying the rows of SYS_LOAD_ERROR_DETAIL.
+- A DuckDB session that fails writing its file (disk full, quota, file size limit, a failed
+  fsync, or DuckDB invalidating the database after such an error), on a statement or on the
+  COMMIT, raises `WarehouseWriteError`: an `OSError` (errno ENOSPC for a full disk) naming the
+  warehouse file and DuckDB's cause. Nothing of the failed transaction is committed, and the
+  session is spent: every later statement raises `WarehouseWriteError` without touching the
+  connection (close it and open a new session to retry, as a retried Dagster step does).
 """
 from __future__ import annotations
 
 import abc
 import contextlib
 import datetime as dt
+import errno
 import functools
 import json
 import logging
@@ -67,6 +74,52 @@ CURATED_MARKER = "/curated/"
 # A day folder as the loader builds it: <root>/curated/<table>/order_date=YYYY-MM-DD/
 CURATED_DAY_PATTERN = re.compile(r"^(?P<root>.*)/curated/(?P<table>[a-z_]+)/order_date=(?P<day>\d{4}-\d{2}-\d{2})/$")
 COPY_TEMPLATE_ROLE = "'arn:aws:iam::000000000000:role/placeholder'"
+
+
+# DuckDB's words for a failed write of the database file or its WAL (its message carries the
+# OS error text), and for the invalidated database it may leave behind. Read failures (a
+# staged parquet file gone) are not among them: they say nothing about the warehouse file.
+DUCKDB_WRITE_FAILURE_MARKERS = (
+    "could not write file",
+    "could not fsync",
+    "no space left on device",
+    "disk quota exceeded",
+    "file too large",
+    "database has been invalidated",
+)
+# The errno a write failure is reported with, by the OS text DuckDB quotes; EIO otherwise.
+WRITE_FAILURE_ERRNOS = {
+    "no space left on device": errno.ENOSPC,
+    "disk quota exceeded": errno.EDQUOT,
+    "file too large": errno.EFBIG,
+}
+
+
+class WarehouseWriteError(OSError):
+    """The DuckDB warehouse file (`path`) could not be written (`cause`, DuckDB's message).
+
+    Raised by the statement or COMMIT that failed, and by any later use of that session; the
+    failed transaction committed nothing, so the file keeps its previous state.
+    """
+
+    def __init__(self, path: str, cause: str, *, earlier: bool = False):
+        self.path, self.cause = path, cause
+        code = next((n for text, n in WRITE_FAILURE_ERRNOS.items() if text in cause.lower()), errno.EIO)
+        if earlier:
+            message = (
+                f"this session failed writing the DuckDB warehouse file {path} earlier ({cause}) "
+                "and is not used again: open a new session"
+            )
+        else:
+            message = (
+                f"could not write the DuckDB warehouse file {path}: {cause}. Nothing of the failed "
+                "transaction was committed; the file keeps its previous state. This session is not "
+                "used again: free space on the warehouse's disk, then re-run with a new session"
+            )
+        super().__init__(code, message)
+
+    def __reduce__(self):  # OSError pickles (errno, strerror): rebuild from our own fields
+        return (type(self), (self.path, self.cause))
 
 
 class WarehouseLoadError(RuntimeError):
@@ -171,13 +224,56 @@ def curated_day(location: str) -> tuple[str, str, dt.date]:
 # --------------------------------------------------------------------------------------------
 
 
+def _write_guarded(method: Callable) -> Callable:
+    """Turn a DuckDB write failure of `method` into `WarehouseWriteError` and spend the session.
+
+    After such a failure DuckDB may have invalidated the database, and even when it has not,
+    the connection has just failed to persist what it was asked to: nothing more runs on it.
+    """
+
+    @functools.wraps(method)
+    def guarded(self: "DuckDBSession", *args: Any, **kwargs: Any) -> Any:
+        if self.write_failure is not None:
+            raise WarehouseWriteError(self.path, self.write_failure.cause, earlier=True)
+        try:
+            return method(self, *args, **kwargs)
+        except WarehouseWriteError:
+            raise
+        except Exception as error:
+            import duckdb
+
+            if not isinstance(error, duckdb.Error) or not _is_write_failure(error):
+                raise
+            self.write_failure = WarehouseWriteError(self.path, str(error))
+            raise self.write_failure from error
+
+    return guarded
+
+
+def _is_write_failure(error: Exception) -> bool:
+    import duckdb
+
+    message = str(error).lower()
+    return isinstance(error, duckdb.FatalException) or any(marker in message for marker in DUCKDB_WRITE_FAILURE_MARKERS)
+
+
 class DuckDBSession(WarehouseSession):
     """A DuckDB connection speaking the Redshift statements through `transpile`."""
 
     engine = "duckdb"
 
-    def __init__(self, connection: Any):
+    def __init__(self, connection: Any, path: Optional[str] = None):
         self.connection = connection
+        self.path = path or self._attached_path()
+        # The WarehouseWriteError that spent this session, if any (see _write_guarded).
+        self.write_failure: Optional[WarehouseWriteError] = None
+
+    def _attached_path(self) -> str:
+        """The file attached as the warehouse catalog, for error messages."""
+        rows = self.connection.execute(
+            "SELECT path FROM duckdb_databases() WHERE database_name = $name", {"name": DUCKDB_CATALOG}
+        ).fetchall()
+        return str(Path(rows[0][0]).resolve()) if rows and rows[0][0] else DUCKDB_CATALOG
 
     @staticmethod
     def _sql(name_or_sql: str) -> str:
@@ -185,6 +281,7 @@ class DuckDBSession(WarehouseSession):
             return transpile.duckdb_sql(name_or_sql)
         return transpile.to_duckdb(name_or_sql)
 
+    @_write_guarded
     def execute(self, name_or_sql: str, params: Optional[Mapping[str, Any]] = None) -> list[tuple]:
         name, bound = _bind(name_or_sql, params)
         cursor = self.connection.execute(self._sql(name), bound or None)
@@ -194,6 +291,7 @@ class DuckDBSession(WarehouseSession):
         rows = self.execute(name_or_sql, params)
         return int(rows[0][0]) if rows else 0
 
+    @_write_guarded
     def executemany(self, name_or_sql: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
@@ -212,6 +310,7 @@ class DuckDBSession(WarehouseSession):
         finally:
             self.connection.unregister(BULK_ROWS_RELATION)
 
+    @_write_guarded
     def reset_stage(self, stage_table: str) -> None:
         """As on Redshift; a staging view left by `stage_parquet` is dropped first."""
         self._check_stage_table(stage_table)
@@ -221,6 +320,7 @@ class DuckDBSession(WarehouseSession):
             self.connection.execute(f"DROP VIEW {stage_table}")  # allow-listed identifier
         super().reset_stage(stage_table)
 
+    @_write_guarded
     def stage_parquet(self, stage_table: str, locations: Sequence[str]) -> int:
         """Stage the files the records of local day folders list, without copying them.
 
@@ -279,13 +379,17 @@ class DuckDBSession(WarehouseSession):
             types = types or {row[0]: row[1] for row in described}
         return types
 
+    @_write_guarded
     def _begin(self) -> None:
         self.connection.execute("BEGIN TRANSACTION")
 
+    @_write_guarded
     def _commit(self) -> None:
         self.connection.execute("COMMIT")
 
     def _rollback(self) -> None:
+        if self.write_failure is not None:
+            return  # a spent connection runs nothing; closing it discards the open transaction
         self.connection.execute("ROLLBACK")
 
 
@@ -405,7 +509,7 @@ def duckdb_session(
         path, read_only=read_only, lock_timeout_seconds=lock_timeout_seconds, sleep=sleep, clock=clock
     )
     try:
-        yield DuckDBSession(connection)
+        yield DuckDBSession(connection, str(Path(path).resolve()))
     finally:
         connection.close()
 

@@ -188,6 +188,21 @@ def test_a_refused_glue_run_waits_for_the_holder_then_runs_the_day(machine):
     assert output["results"]["CuratedSales"]["JobRunState"] == "SUCCEEDED"
 
 
+def test_a_glue_run_that_succeeds_after_lease_waits_leaves_no_stale_failure(machine):
+    # The day's state after the waits is the one it started with plus its results: no $.failure
+    # of the refusals travels on to the load, the metric, or the iteration's output.
+    start = {**DAY, "lease_waits": {"count": 0}}
+    assert start.keys() == asl.DAY_STATE.keys() - {"order_date.$"} | {"order_date"}
+    run = Execution(glue_refused(2))
+    outcome, output = run.run(machine["States"]["Days"]["ItemProcessor"], start)
+    assert outcome == "Succeeded" and glue_starts(run) == 3
+    assert "failure" not in output and output.keys() == start.keys()
+    assert output["lease_waits"] == {"count": 2} and output["order_date"] == DAY["order_date"]
+    assert output["results"]["CuratedSales"]["JobRunState"] == "SUCCEEDED"
+    # The waits dropped nothing else: every earlier step's result is still there.
+    assert set(output["results"]) >= {"RawSalesOrders", "CatalogSalesOrders", "WarehouseTables"}
+
+
 def test_a_day_held_past_every_wait_alerts_with_the_holder_and_fails(machine):
     run = Execution(glue_refused(asl.LEASE_WAIT_ATTEMPTS + 5))
     outcome, output = run.run(machine["States"]["Days"]["ItemProcessor"], {**DAY, "lease_waits": {"count": 0}})

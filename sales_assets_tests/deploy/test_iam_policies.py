@@ -7,11 +7,16 @@ Redshift COPY role reading raw/), a Step Functions role whose actions drift from
 state machine's states actually call, a ``Resource: "*"`` on an action that could be scoped,
 a lake bucket that is public or unencrypted, and a role carrying an AWS managed policy (whose
 grants none of these checks would see: AWSGlueServiceRole lets a Glue role write any lake key
-containing ``aws-glue-``) or Glue roles reaching past their one catalog table and log groups.
+containing ``aws-glue-``) or Glue roles reaching past their one catalog table and log groups;
+and a role that reads keys which may be missing without the unconditioned ListBucket that makes
+real S3 answer 404 rather than 403 for them (a free lease or an uncommitted day would read as
+access denied).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import fnmatch
 import json
 import re
 
@@ -20,7 +25,10 @@ import pytest
 
 from sales_assets.definitions import defs
 from sales_assets.deploy import asl, template
+from sales_assets.ingest import landing
 from sales_assets.resources.etl import PIPES_KEY_PREFIX, GlueEtlResource
+from sales_assets.transform import curated_manifest
+from sales_assets.transform.assets import curated_lease_key
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
 LAKE, ARTIFACTS, PIPES = "sales-lake", "sales-artifacts", "sales-pipes"
@@ -209,12 +217,22 @@ def _lake(prefix: str) -> str:
     return f"arn:aws:s3:::{LAKE}/{prefix}*"
 
 
+# A ListBucket grant without an s3:prefix condition: any key name of the bucket (see
+# test_roles_reading_keys_that_may_be_missing_list_the_lake_without_a_prefix_condition).
+ANY_KEY = "<any key, unconditioned>"
+
+
 def _listing(stack: dict, role: str) -> set[str]:
-    """The prefixes the role may list; ListBucket without a prefix condition fails the test."""
+    """The s3:prefix patterns the role may list the lake with, or {ANY_KEY}; ListBucket on
+    another bucket, or under any other condition, fails the test."""
     prefixes: set[str] = set()
     for s in role_statements(stack, role):
         if "s3:ListBucket" in s["Action"]:
-            assert s["Resource"] == [f"arn:aws:s3:::{LAKE}"]
+            assert s["Action"] == ["s3:ListBucket"] and s["Resource"] == [f"arn:aws:s3:::{LAKE}"], (role, s)
+            if "Condition" not in s:
+                prefixes.add(ANY_KEY)
+                continue
+            assert s["Condition"].keys() == {"StringLike"} and s["Condition"]["StringLike"].keys() == {"s3:prefix"}
             prefixes |= set(s["Condition"]["StringLike"]["s3:prefix"])
     return prefixes
 
@@ -232,7 +250,7 @@ def test_ingest_lambda_writes_raw_only(stack):
     s3 = _s3(grants(stack, "IngestRole"))
     assert s3 and all(r == {_lake("raw/")} for r in s3.values())
     assert OBJECT_WRITE & s3.keys()
-    assert _listing(stack, "IngestRole") == {"raw/*"}
+    assert _listing(stack, "IngestRole") == {ANY_KEY}
 
 
 def test_glue_job_reads_raw_and_writes_curated_only(stack):
@@ -242,7 +260,7 @@ def test_glue_job_reads_raw_and_writes_curated_only(stack):
     assert s3["s3:GetObject"] == {_lake("raw/"), _lake("curated/"),
                                   f"arn:aws:s3:::{ARTIFACTS}/artifacts/glue/*",  # its own script
                                   f"arn:aws:s3:::{PIPES}/{PIPES_KEY_PREFIX}*"}  # Dagster's Pipes context
-    assert _listing(stack, "GlueJobRole") == {"raw/*", "curated/*"}
+    assert _listing(stack, "GlueJobRole") == {ANY_KEY}
     # The script the role may read is the one the job runs.
     location = resolve(stack["Resources"]["CurateJob"]["Properties"]["Command"]["ScriptLocation"],
                        stack["Resources"])
@@ -275,6 +293,61 @@ def test_pipes_bucket_parameter_takes_a_bucket_name_only(stack):
         assert pattern.fullmatch(accepted), accepted
     for rejected in ("*", "sales-*", "a/b", "bucket/dagster-pipes", "UPPER", "ab", "-lead"):
         assert not pattern.fullmatch(rejected), rejected
+
+
+# Roles whose code GETs or HEADs lake keys that may legitimately be missing. S3 answers such a
+# request with 403 AccessDenied instead of 404 unless the caller holds s3:ListBucket on the
+# bucket (GetObject / HeadObject API reference, "Permissions"), and a GET or HEAD carries no
+# s3:prefix, so a prefix-scoped ListBucket never applies to it: "absent" would read as "denied".
+# moto answers 404 whatever the grant, so this holds on the template only.
+READS_KEYS_THAT_MAY_BE_MISSING = {
+    "IngestRole": "the day's raw _lease.json (absent unless a run holds the day) and _manifest.json "
+                  "(absent until the day's first commit)",
+    "GlueJobRole": "its day leases curated/_leases/order_date=D.json, each table-day's _manifest.json "
+                   "(absent before its first commit), the raw manifests it reads the day by, and the "
+                   "HEAD behind every S3A/EMRFS exists()",
+}
+# Roles that read only keys they have just listed or that are known to exist: listing stays
+# scoped to their prefixes.
+READS_ONLY_KEYS_THAT_EXIST = {
+    "CrawlerRole": "the Glue crawler reads the objects it lists in its table's partition folders",
+    "RedshiftCopyRole": "COPY reads the commit records of a day whose Glue run has just succeeded (one per "
+                        "table) and the files they list; a missing one fails the batch either way",
+}
+
+
+def _reads_the_lake(stack: dict, role: str) -> bool:
+    return any(r.startswith(f"arn:aws:s3:::{LAKE}/") for r in grants(stack, role).get("s3:GetObject", ()))
+
+
+def test_roles_reading_keys_that_may_be_missing_list_the_lake_without_a_prefix_condition(stack):
+    roles = [name for name, r in stack["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    readers = {role for role in roles if _reads_the_lake(stack, role)}
+    # Every role reading the lake is classified here, so a new one gets the rule's decision too.
+    assert readers == READS_KEYS_THAT_MAY_BE_MISSING.keys() | READS_ONLY_KEYS_THAT_EXIST.keys()
+    for role in READS_KEYS_THAT_MAY_BE_MISSING:
+        assert _listing(stack, role) == {ANY_KEY}, role
+    for role in READS_ONLY_KEYS_THAT_EXIST:
+        listed = _listing(stack, role)
+        assert listed and ANY_KEY not in listed, role
+        read = {r.removeprefix(f"arn:aws:s3:::{LAKE}/") for r in _s3(grants(stack, role))["s3:GetObject"]}
+        assert listed <= read, role  # it lists no prefix it may not read
+    # The keys named above are the pipeline's own and fall under each role's object reads.
+    day = dt.date(2026, 11, 20)
+    may_be_missing = {
+        "IngestRole": (landing.lease_key(day), landing.manifest_key(day)),
+        "GlueJobRole": (curated_lease_key(day), curated_manifest.record_key("order_lines", day),
+                        landing.manifest_key(day)),
+    }
+    for role, keys in may_be_missing.items():
+        patterns = grants(stack, role)["s3:GetObject"]
+        for key in keys:
+            assert any(fnmatch.fnmatchcase(f"arn:aws:s3:::{LAKE}/{key}", p) for p in patterns), (role, key)
+    # ListBucket on no other bucket (the artifact and Pipes buckets are read by exact prefix only),
+    # and not at all for a role that reads no lake key; _listing fails on any other resource.
+    for role in roles:
+        listing = _listing(stack, role)
+        assert bool(listing) == (role in readers), role
 
 
 def test_crawler_reads_raw_only(stack):

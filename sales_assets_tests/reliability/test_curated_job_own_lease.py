@@ -5,7 +5,9 @@ and interleave their commits. Without lease arguments the job must take the same
 the Dagster asset (`curated/_leases/order_date=D.json`, `sales_assets.ingest.lease`) before
 reading or writing anything, all days or none, hold them for the whole job and release them at
 the end, also on failure; a day another run holds must fail the job before anything is written,
-naming the holder and its expiry. The same on S3 (boto3 conditional puts, against moto)."""
+naming the holder and its expiry; a day taken over while the job runs must get no further commit
+from it, and the job's release must leave the new holder's lease in place. The same on S3 (boto3
+conditional puts and deletes, against moto)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,6 +15,7 @@ import fnmatch
 import json
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -21,12 +24,13 @@ import pytest
 from moto import mock_aws
 
 from sales_assets.deploy import asl
-from sales_assets.ingest.lease import LeaseHeldError
-from sales_assets.ingest.store import LocalObjectStore, S3ObjectStore
+from sales_assets.ingest.lease import DEFAULT_LEASE_TTL_SECONDS, LeaseHeldError
+from sales_assets.ingest.store import LocalObjectStore, S3ObjectStore, Versioned
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.transform.assets import CURATED_LEASE_FOLDER, CuratedDayLease, curated_lease_key
 from sales_assets_tests.glue_scripts.conftest import DAY_1, DAY_2, SCRIPT_PATH, build_demo_lake, load_script
 from sales_assets_tests.reliability.conftest import DAY, OLD
+from sales_assets_tests.reliability.lease_probes import record_heartbeats, wait_for_beats
 from sales_assets_tests.warehouse.curated_builders import write_curated_day
 
 DAYS = (dt.date.fromisoformat(DAY_1), dt.date.fromisoformat(DAY_2))
@@ -73,16 +77,17 @@ def test_a_job_without_lease_arguments_holds_every_day_while_it_runs_then_releas
     real_run, seen = curate.run, []
 
     def run_and_look(spark_, lake_root_, dates, log=None, lease=None):
-        # What another run finds while this job works: both days leased to this job's run id.
-        seen.append((lease.run_id, {day: json.loads((lake_root / curated_lease_key(day)).read_text())
-                                    for day in DAYS}))
+        # What another run finds while this job works: both days leased to this job's run id,
+        # unexpired at that moment.
+        seen.append((lease.run_id, time.time(),
+                     {day: json.loads((lake_root / curated_lease_key(day)).read_text()) for day in DAYS}))
         return real_run(spark_, lake_root_, dates, log=log, lease=lease)
 
     monkeypatch.setattr(curate, "run", run_and_look)
     summary = curate.main(script_argv(lake_root))
-    ((run_id, held),) = seen
+    ((run_id, looked_at, held),) = seen
     assert run_id.startswith("curate-")
-    assert {day: (lease["run_id"], lease["expires_at"] > time.time() - 600) for day, lease in held.items()} == {
+    assert {day: (lease["run_id"], lease["expires_at"] > looked_at) for day, lease in held.items()} == {
         day: (run_id, True) for day in DAYS}
     assert all("curate_sales_orders.py pid" in lease["owner"] for lease in held.values())
     # Committed under its own lease (each commit checked it), then released.
@@ -91,6 +96,55 @@ def test_a_job_without_lease_arguments_holds_every_day_while_it_runs_then_releas
     lake = LocalLakeResource(root=str(lake_root))
     for day in DAYS:
         assert lake.curated_files("order_lines", day)
+
+
+def day_files(lake_root: Path, day: str) -> dict[str, bytes]:
+    """The curated files of one day, every table (relative name -> bytes)."""
+    return {name: data for name, data in curated_tree(lake_root).items() if f"/order_date={day}/" in f"/{name}"}
+
+
+@pytest.mark.slow
+def test_a_job_holding_its_own_leases_stops_at_a_day_taken_over_and_leaves_the_new_holders_lease(
+        tmp_path, spark, curate, monkeypatch):
+    lake_root = tmp_path / "lake"
+    build_demo_lake(lake_root)
+    curate.run(spark, str(lake_root), [DAY_1, DAY_2], log=lambda message: None)  # the days' current output
+    before = {day: day_files(lake_root, day) for day in (DAY_1, DAY_2)}
+    lake = LocalLakeResource(root=str(lake_root))
+    rows_before = sorted(map(repr, lake.read_curated("order_lines", DAYS[0]).to_pylist()))
+    commit_day, commits, taken = curate.commit_day, [], {}
+
+    def commit_then_lose_day_2(*args, **kwargs):
+        listed = commit_day(*args, **kwargs)
+        commits.append(args[2:4])
+        if len(commits) == 1:
+            # The job's first commit (order_lines of DAY_1) is done and DAY_2's is next: another
+            # run takes DAY_2 over as a real one would, once the job's lease has expired.
+            later = time.time() + 10 * DEFAULT_LEASE_TTL_SECONDS
+            CuratedDayLease(lake, DAYS[1], "other", owner="dagster run other", clock=lambda: later).acquire()
+            taken["lease"] = (lake_root / curated_lease_key(DAYS[1])).read_bytes()
+        return listed
+
+    monkeypatch.setattr(curate, "commit_day", commit_then_lose_day_2)
+    monkeypatch.setattr(curate, "get_spark", lambda: spark)
+    with pytest.raises(curate.LeaseLostError, match=f"order_date={DAY_2}: lease .* belongs to run 'other'"):
+        curate.main(script_argv(lake_root))  # no lease arguments: the job holds both days itself
+
+    # DAY_2 committed nothing more (refused at its first table): byte for byte the earlier run's.
+    assert commits == [("order_lines", DAY_1)]
+    assert day_files(lake_root, DAY_2) == before[DAY_2]
+    # DAY_1, as `run` commits table by table: order_lines is this job's (same rows, new files),
+    # its other tables still the earlier run's until the day is run again.
+    after_1 = day_files(lake_root, DAY_1)
+    assert {n: d for n, d in after_1.items() if not n.startswith("order_lines/")} == {
+        n: d for n, d in before[DAY_1].items() if not n.startswith("order_lines/")}
+    assert {n for n in after_1 if n.startswith("order_lines/")} != {
+        n for n in before[DAY_1] if n.startswith("order_lines/")}
+    assert rows_before and sorted(map(repr, lake.read_curated("order_lines", DAYS[0]).to_pylist())) == rows_before
+    # The job released its own lease of DAY_1 and left the new holder's lease of DAY_2 alone.
+    assert lease_files(lake_root) == [f"order_date={DAY_2}.json"]
+    assert (lake_root / curated_lease_key(DAYS[1])).read_bytes() == taken["lease"]
+    assert not [p for p in (lake_root / "curated").rglob("_staging_*")]
 
 
 def test_a_job_that_fails_releases_its_leases(tmp_path, curate, monkeypatch):
@@ -160,18 +214,35 @@ def test_the_script_run_by_hand_is_refused_while_another_process_holds_the_day(t
     assert lease_files(lake_root) == [] and not (lake_root / "curated" / "order_lines").exists()
 
 
-def test_the_jobs_heartbeat_renews_its_leases(tmp_path, curate):
+def test_the_jobs_heartbeat_renews_its_leases(tmp_path, curate, monkeypatch):
     store, key = LocalObjectStore(tmp_path / "lake"), curated_lease_key(DAYS[0])
+    heartbeats = record_heartbeats(monkeypatch)
+    reads: list[Versioned | None] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        # Another run looking at the key all the while: a renewal swaps it in one step, so the
+        # key is never absent (an absent key would let a second writer create it).
+        while not stop.is_set():
+            reads.append(store.read_versioned(key))
+
     with curate.hold_day_leases(str(tmp_path / "lake"), [DAY_1], "jr_abc123", "glue job run jr_abc123",
                                 heartbeat_seconds=0.01):
         first = store.read_versioned(key)
-        deadline = time.monotonic() + 10
-        # Polling for the heartbeat's compare-and-swap (absent for an instant while it swaps).
-        while (current := store.read_versioned(key)) is None or current.version == first.version:
-            assert time.monotonic() < deadline, "the heartbeat never renewed the lease"
-            time.sleep(0.01)
+        (heartbeat,) = heartbeats
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        try:
+            wait_for_beats(heartbeat, 5)
+        finally:
+            stop.set()
+            watcher.join()
+        current = store.read_versioned(key)
+        assert heartbeat.errors == []
+        assert current.version != first.version, "the heartbeat never renewed the lease"
         assert json.loads(current.data)["expires_at"] > json.loads(first.data)["expires_at"]
         assert json.loads(current.data)["run_id"] == "jr_abc123"
+    assert reads and None not in reads
     assert store.read_versioned(key) is None
 
 
@@ -234,17 +305,32 @@ def test_on_s3_a_day_held_by_another_execution_leaves_no_lease_of_this_job(s3, c
     assert s3_leases(s3, prefix) == {}
 
 
-def test_a_boto3_without_conditional_writes_fails_clearly_before_taking_anything(curate):
-    class OldPutObject:
-        members = {"Bucket": None, "Key": None, "Body": None}
+def old_boto3_client(members: dict[str, set[str]]):
+    """A client whose botocore knows only ``members`` (besides Bucket, Key, Body) per operation."""
 
     class OldClient:
         class meta:
             class service_model:
                 @staticmethod
                 def operation_model(name):
-                    return type("Op", (), {"input_shape": OldPutObject})
+                    shape = type("Shape", (), {"members": {"Bucket", "Key", "Body", *members[name]}})
+                    return type("Op", (), {"input_shape": shape})
 
-    with pytest.raises(RuntimeError, match="IfNoneMatch, IfMatch.*--additional-python-modules"):
-        with curate.hold_day_leases("s3://lake/prod", [DAY_1], "jr_1", "glue job run jr_1", s3_client=OldClient()):
+    return OldClient()
+
+
+def test_a_boto3_without_conditional_writes_fails_clearly_before_taking_anything(curate):
+    client = old_boto3_client({"PutObject": set(), "DeleteObject": set()})
+    with pytest.raises(RuntimeError, match="IfNoneMatch, IfMatch on PutObject; IfMatch on DeleteObject.*"
+                                           "--additional-python-modules"):
+        with curate.hold_day_leases("s3://lake/prod", [DAY_1], "jr_1", "glue job run jr_1", s3_client=client):
             pytest.fail("no lease without conditional writes")
+
+
+def test_a_boto3_without_conditional_deletes_fails_clearly_before_taking_anything(curate):
+    # Conditional puts alone are not enough: the release would then delete unconditionally and
+    # could delete the lease of a run that took the day over.
+    client = old_boto3_client({"PutObject": {"IfNoneMatch", "IfMatch"}, "DeleteObject": set()})
+    with pytest.raises(RuntimeError, match=r"\(IfMatch on DeleteObject\).*--additional-python-modules"):
+        with curate.hold_day_leases("s3://lake/prod", [DAY_1], "jr_1", "glue job run jr_1", s3_client=client):
+            pytest.fail("no lease without conditional deletes")

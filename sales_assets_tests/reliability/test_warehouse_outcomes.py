@@ -15,6 +15,8 @@ pass in any order and alone.
 from __future__ import annotations
 
 import datetime as dt
+import random
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,6 +38,7 @@ from sales_assets.source import contract
 from sales_assets.source.demo_data import DemoDataConfig
 from sales_assets.source.demo_server import DemoSourceServer, FaultPlan
 from sales_assets.warehouse import loader
+from sales_assets_tests.reliability.dagster_clock import virtual_retry_clock
 from sales_assets_tests.reliability.warehouse_state import warehouse_state
 
 pytestmark = pytest.mark.slow  # real Spark jobs through Pipes
@@ -170,12 +173,17 @@ def test_a_source_failing_every_attempt_fails_the_day_and_changes_nothing_in_lak
                        for path in pipeline.lake_root.glob(f"curated/*/order_date={FAILING_DAY}/_manifest.json")}
     assert curated_records
 
-    # Dagster retries the step as the raw asset's policy says, but at once: its 30 s and
-    # longer delays are waiting, not behaviour. The client's backoff is zeroed the same way
-    # (run config replaces the resource's whole config, so the source is named again).
-    raw_op = pipeline.job.graph.node_named("raw__sales_orders").definition
-    step_attempts = raw_op.retry_policy.max_retries + 1
-    monkeypatch.setattr(raw_op, "_retry_policy", dg.RetryPolicy(max_retries=step_attempts - 1))
+    # Dagster retries the step on the raw asset's own policy, its 30 s and longer waits passed
+    # on a virtual clock (which fails at once if Dagster stops waiting through it), and the
+    # policy's jitter held at zero so each wait is exactly the policy's delay for its attempt.
+    # The client's backoff is zeroed too (run config replaces the resource's whole config, so
+    # the source is named again).
+    raw_policy = pipeline.job.graph.node_named("raw__sales_orders").definition.retry_policy
+    step_attempts = raw_policy.max_retries + 1
+    policy_module = sys.modules[dg.RetryPolicy.__module__]
+    assert policy_module.random is random.random, "dagster's retry jitter no longer draws from random.random"
+    monkeypatch.setattr(policy_module, "random", lambda: 0.5)  # PLUS_MINUS jitter: delay * (2 * 0.5 - 1) = 0
+    retry_clock = virtual_retry_clock(monkeypatch)
     source_config = {"base_url": pipeline.source.url, "token": {"env": "SALES_SOURCE_TOKEN"},
                      "max_attempts": MAX_ATTEMPTS, "backoff_base_seconds": 0.0}
     clean_plan = pipeline.source.fault_plan
@@ -192,8 +200,15 @@ def test_a_source_failing_every_attempt_fails_the_day_and_changes_nothing_in_lak
     # Every attempt of every try met a 503, and the step failed for good after its retries.
     answered = [r.status for r in pipeline.source.requests if r.path == contract.ORDERS_PATH]
     assert answered == [503] * (MAX_ATTEMPTS * step_attempts)
-    types = [event.event_type for event in rerun.all_events]
-    assert types.count(dg.DagsterEventType.STEP_UP_FOR_RETRY) == step_attempts - 1
+    retries = [e for e in rerun.all_events if e.event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY]
+    assert [e.step_key for e in retries] == ["raw__sales_orders"] * (step_attempts - 1)
+    # Each retry asked for the raw asset's policy delay of its attempt (the first: `delay`), and
+    # Dagster waited for it once, on the virtual clock, less only the real time since the ask.
+    requested = [e.event_specific_data.seconds_to_wait for e in retries]
+    assert requested == [raw_policy.calculate_delay(attempt) for attempt in range(1, step_attempts)]
+    assert requested[0] == raw_policy.delay
+    assert len(retry_clock.sleeps) == len(requested)
+    assert all(wait - 5 < slept <= wait for slept, wait in zip(retry_clock.sleeps, requested)), retry_clock.sleeps
     [failure] = [e for e in rerun.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert failure.step_key == "raw__sales_orders"
     assert "HTTP 503" in error_chain(failure.step_failure_data.error)
