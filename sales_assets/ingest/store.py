@@ -205,11 +205,7 @@ class LocalObjectStore:
             # ``create_exclusive`` never find the key absent in the middle of a renewal (so a
             # second writer cannot slip in and make a live holder's lease look lost).
             with self._swap_lock(target):
-                try:
-                    current = target.read_bytes()
-                except FileNotFoundError:
-                    return False
-                if hashlib.sha256(current).hexdigest() != version:
+                if not _is_version(target, version):
                     return False
                 os.replace(tmp, target)
                 return True
@@ -223,11 +219,7 @@ class LocalObjectStore:
         # Under the lock ``replace_if_version`` and ``create_exclusive`` take: no other run's
         # takeover can land between the compare and the unlink.
         with self._swap_lock(target):
-            try:
-                current = target.read_bytes()
-            except FileNotFoundError:
-                return False
-            if hashlib.sha256(current).hexdigest() != version:
+            if not _is_version(target, version):
                 return False
             target.unlink()
             return True
@@ -331,6 +323,14 @@ class S3ObjectStore:
             if _is_precondition_failure(exc) or _error_code(exc) in ("NoSuchKey", "404"):
                 return False
             raise
+
+
+def _is_version(path: Path, version: str) -> bool:
+    """Whether the file at ``path`` exists and is ``version`` (``read_versioned``'s sha256)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() == version
+    except FileNotFoundError:
+        return False
 
 
 def _fsync_path(path: Path) -> None:
