@@ -6,8 +6,7 @@ it as it is, keep every field as received, and count every line."""
 
 import datetime as dt
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import dagster as dg
@@ -19,6 +18,7 @@ from sales_assets.ingest.landing import read_manifest
 from sales_assets.resources.catalog import LocalCatalogResource
 from sales_assets.resources.lake import LocalLakeResource
 from sales_assets.resources.source import SalesSourceResource
+from sales_assets_tests.loopback_http import loopback_server
 
 DAY = "2026-03-29"  # a DST change in Europe: offsets differ within the day
 TOKEN = "foreign-token-7f3a"
@@ -87,9 +87,8 @@ class ForeignServer:
             def log_message(self, *args):
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/pos"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._httpd, base_url, self._thread = loopback_server(Handler)
+        self.url = f"{base_url}/pos"
 
     def __enter__(self):
         self._thread.start()

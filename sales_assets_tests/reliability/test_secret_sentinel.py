@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import boto3
 import dagster as dg
@@ -28,6 +27,7 @@ from sales_assets.resources.source import SalesSourceResource
 from sales_assets.source.client import SourceTransientError
 from sales_assets.source.demo_data import DemoDataConfig
 from sales_assets.source.demo_server import DemoSourceServer, FaultPlan
+from sales_assets_tests.loopback_http import loopback_server
 
 DAY = "2026-11-20"
 SENTINEL = "SENTINEL-7f3a9c41-never-log-me"
@@ -63,10 +63,7 @@ class EchoingSource:
             def log_message(self, *args):
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._httpd, self.url, self._thread = loopback_server(Handler)
 
     def __enter__(self) -> EchoingSource:
         self._thread.start()

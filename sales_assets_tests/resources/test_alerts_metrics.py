@@ -8,7 +8,6 @@ import datetime as dt
 import http.server
 import json
 import logging
-import threading
 
 import boto3
 import pytest
@@ -21,6 +20,7 @@ from sales_assets.resources.metrics import (
     LogMetricsResource,
     MaterializationMetrics,
 )
+from sales_assets_tests.loopback_http import loopback_server
 
 UI = "http://dagster.example:3000"
 SECRET_TOKEN = "s3cr3t-t0ken-value"
@@ -58,8 +58,7 @@ class _Receiver:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.server, _url, self.thread = loopback_server(Handler)
 
     @property
     def url(self) -> str:

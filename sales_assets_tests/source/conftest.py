@@ -1,14 +1,14 @@
 """Fixtures for the source tests: a small demo source and a scripted stand-in server."""
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from sales_assets.source.demo_data import DemoDataConfig
 from sales_assets.source.demo_server import DemoSourceServer
+from sales_assets_tests.loopback_http import loopback_server
 
 # Small days keep every test fast while still spanning several pages.
 SMALL_CONFIG = DemoDataConfig(orders_per_day=120)
@@ -56,10 +56,7 @@ class ScriptedServer:
             def log_message(self, *args):
                 pass
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._httpd, self.url, self._thread = loopback_server(Handler)
         self._thread.start()
 
     def close(self):
